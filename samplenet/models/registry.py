@@ -1,0 +1,244 @@
+"""Preset name -> model class + resolved configuration.
+
+A configuration is a flat JSON object: ``family`` (registry name), the model's constructor
+arguments, and two sections, ``data`` and ``train``, whose keys and defaults are
+``DATA_DEFAULTS`` and ``TRAIN_DEFAULTS``. Presets live in ``configs/<name>.json``;
+overrides are ``key=value`` strings (value parsed as JSON, bare words as strings) whose key is a
+constructor argument or ``data.KEY`` / ``train.KEY``. Unknown keys and ill-typed values raise
+``ValueError`` naming the key.
+"""
+import copy
+import importlib
+import importlib.resources
+import inspect
+import json
+from pathlib import Path
+
+FAMILIES = {}
+
+# Modules that register families when imported (kept here so build_model finds every family).
+_FAMILY_MODULES = (
+    "samplenet.models.samplernn",
+    "samplenet.models.wavenet",
+    "samplenet.models.linear_ar",
+    "samplenet.models.soundstream",
+)
+
+DATA_DEFAULTS = {
+    "spec": "builtin:plucked",   # source spec: folder path or builtin:NAME
+    "example_seconds": 8.0,      # TBPTT: length of one example (longer files are cut)
+    "window_samples": 0,         # windows: target samples per window (0 = model's choice)
+    "segment_seconds": 1.0,      # segments: codec training segment length
+    "valid_fraction": 0.1,       # share of files (or builtin items) in the valid split
+    "test_fraction": 0.1,        # share in the test split
+    "local_condition": "",       # "" or "log-mel": features computed from the audio itself
+}
+
+TRAIN_DEFAULTS = {
+    "optimizer": "adam",         # adam | sgd | rmsprop
+    "learning_rate": 1e-3,
+    "epsilon": 1e-4,             # adam / rmsprop epsilon
+    "momentum": 0.0,             # sgd / rmsprop momentum
+    "clipnorm": 5.0,             # global-norm gradient clipping (0 = off)
+    "lr_decay": 0.0,             # exponential decay rate per `lr_decay_steps` (0 = off)
+    "lr_decay_steps": 10000,
+    "batch_size": 32,
+    "epochs": 10,
+    "steps_per_epoch": 500,
+    "validation_steps": 20,
+    "early_stopping_patience": 3,
+    "checkpoint_every": 1,       # epochs between checkpoints
+    "checkpoint_policy": "best", # best | all
+    "generate_every": 0,         # epochs between sample generations (0 = off)
+    "generate_seconds": 1.0,
+    "seed": 0,
+    "jit_compile": False,
+    "mixed_precision": "",       # "" (float32) or "mixed_bfloat16"
+}
+
+_SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS}
+
+
+def register_family(name):
+    """Class decorator: register a model class under ``name`` and set ``cls.family``."""
+    def decorate(cls):
+        cls.family = name
+        FAMILIES[name] = cls
+        return cls
+    return decorate
+
+
+def _import_families():
+    for module in _FAMILY_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:  # a real missing dependency, not a family not yet written
+                raise
+
+
+def family_class(name):
+    """The model class registered as ``name``; ``ValueError`` listing the known ones otherwise."""
+    _import_families()
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model family {name!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def configs_dir():
+    """The folder holding the preset JSON files (source tree or installed package data)."""
+    source_tree = Path(__file__).resolve().parents[2] / "configs"
+    if source_tree.is_dir():
+        return source_tree
+    return Path(str(importlib.resources.files("samplenet.configs")))
+
+
+def preset_names():
+    """Sorted names of the presets in ``configs/``."""
+    return sorted(path.stem for path in configs_dir().glob("*.json"))
+
+
+def load_preset(name):
+    """The raw preset dict of ``configs/<name>.json``; ``ValueError`` for an unknown name."""
+    path = configs_dir() / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"unknown preset {name!r}; known presets: {preset_names()}")
+    return json.loads(path.read_text())
+
+
+def load_config_file(path):
+    """Read a configuration JSON file written by hand, by a run directory or by ``suggest``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config file {str(path)!r} is not valid JSON: {error}") from None
+
+
+def parse_override(text):
+    """``"key=value"`` -> ``(key, value)``; the value is JSON, or a bare string when not JSON."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} is not of the form key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+def _check_type(key, value, default):
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key} must be a number, got {value!r}")
+        value = float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be a string, got {value!r}")
+    elif isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key} must be a list, got {value!r}")
+    return value
+
+
+def constructor_defaults(cls):
+    """``{argument: default}`` of ``cls.__init__`` (``inspect.Parameter.empty`` when required)."""
+    params = inspect.signature(cls.__init__).parameters
+    return {name: p.default for name, p in params.items()
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def apply_overrides(config, overrides):
+    """Return a copy of ``config`` with overrides applied and every key checked.
+
+    Args:
+      config: a config dict with ``family``.
+      overrides: ``{"key": value}`` or a list of ``"key=value"`` strings; keys are constructor
+        arguments or ``data.KEY`` / ``train.KEY``.
+    """
+    config = resolve(config)
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = [parse_override(text) for text in overrides or ()]
+    ctor = constructor_defaults(family_class(config["family"]))
+    for key, value in items:
+        section, _, name = key.partition(".")
+        if name and section in _SECTIONS:
+            defaults = _SECTIONS[section]
+            if name not in defaults:
+                raise ValueError(f"unknown key {key!r}; {section} keys: {sorted(defaults)}")
+            config[section][name] = _check_type(key, value, defaults[name])
+        elif key in ctor:
+            default = ctor[key]
+            config[key] = _check_type(key, value, None if default is inspect.Parameter.empty
+                                      else default)
+        else:
+            raise ValueError(f"unknown key {key!r} for family {config['family']!r}; model keys: "
+                             f"{sorted(ctor)}; or data.KEY / train.KEY")
+    return config
+
+
+def resolve(config):
+    """Check a config dict and fill the ``data``/``train`` defaults; returns a new dict."""
+    if not isinstance(config, dict) or "family" not in config:
+        raise ValueError("a config must be a JSON object with a 'family' key")
+    config = copy.deepcopy(config)
+    cls = family_class(config["family"])
+    ctor = constructor_defaults(cls)
+    for key in config:
+        if key not in ctor and key not in _SECTIONS and key != "family":
+            raise ValueError(f"unknown key {key!r} for family {config['family']!r}; model keys: "
+                             f"{sorted(ctor)}")
+    for section, defaults in _SECTIONS.items():
+        given = config.get(section) or {}
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown {section} keys {unknown}; known: {sorted(defaults)}")
+        config[section] = {**defaults,
+                           **{k: _check_type(f"{section}.{k}", v, defaults[k])
+                              for k, v in given.items()}}
+    return config
+
+
+def model_arguments(config):
+    """The constructor arguments held in a config (everything but family/data/train)."""
+    return {k: v for k, v in config.items() if k != "family" and k not in _SECTIONS}
+
+
+def model_from_config(config):
+    """Build the model a resolved config describes."""
+    config = resolve(config)
+    return family_class(config["family"])(**model_arguments(config))
+
+
+def config_for(preset_or_family, overrides=None):
+    """Resolved config for a preset name or a bare family name (constructor defaults)."""
+    if (configs_dir() / f"{preset_or_family}.json").is_file():
+        base = load_preset(preset_or_family)
+    else:
+        _import_families()
+        if preset_or_family not in FAMILIES:
+            raise ValueError(f"unknown preset or family {preset_or_family!r}; presets: "
+                             f"{preset_names()}; families: {sorted(FAMILIES)}")
+        base = {"family": preset_or_family}
+    return apply_overrides(base, overrides or {})
+
+
+def build_model(preset_or_family, **overrides):
+    """Build a model from a preset (``"samplernn_3tier"``) or family (``"wavenet"``).
+
+    Keyword overrides are constructor arguments, e.g. ``build_model("wavenet", num_stacks=2)``.
+    """
+    return model_from_config(config_for(preset_or_family, overrides))

@@ -1,0 +1,202 @@
+"""Read audio files into float32 mono arrays in [-1, 1], resample, and write WAV files.
+
+Decoding uses tensorflow-io when it is installed and its ops load (probed once, silently),
+otherwise soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, MP3, AIFF, ...), and librosa/audioread
+as a last resort for formats libsndfile does not know. Resampling uses soxr (high quality).
+Every problem with a file raises ``AudioError`` (a ``ValueError``) whose message names the file.
+"""
+import dataclasses
+import functools
+import io
+import os
+import uuid
+import warnings
+
+import numpy as np
+import soundfile as sf
+
+SUBTYPES = frozenset({"PCM_16", "FLOAT"})
+SILENT_PEAK = 1e-4  # -80 dBFS
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; the message names the file and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says: ``sample_rate`` (Hz), ``channels``, ``frames`` (samples per
+    channel), ``seconds`` (duration) and ``subtype`` (libsndfile's sample format, e.g.
+    ``"PCM_16"``)."""
+    sample_rate: int
+    channels: int
+    frames: int
+    seconds: float
+    subtype: str
+
+
+def _checked_path(path):
+    """``path`` as a string, or ``AudioError`` if it is missing, a directory or empty."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes)")
+    return path
+
+
+def _unreadable(path, error):
+    reason = getattr(error, "error_string", None) or str(error) or type(error).__name__
+    return AudioError(f"{path}: not a readable audio file ({reason})")
+
+
+@functools.lru_cache(maxsize=None)
+def _tfio():
+    """The ``tensorflow_io`` module if it imports and its audio ops run, else None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import tensorflow_io as tfio
+            import tensorflow as tf
+            wav = io.BytesIO()
+            sf.write(wav, np.zeros(8, np.float32), 8000, format="WAV", subtype="PCM_16")
+            tfio.audio.decode_wav(tf.constant(wav.getvalue()), dtype=tf.int16)
+        return tfio
+    except Exception:  # any failure (missing, ops not built for this TF) means "not available"
+        return None
+
+
+def backend_name():
+    """``"tensorflow-io"`` if tensorflow-io decodes audio here, else ``"soundfile"``."""
+    return "soundfile" if _tfio() is None else "tensorflow-io"
+
+
+def _decode_tfio(tfio, path):
+    """``(audio (frames, channels) float32, sample_rate)`` via tensorflow-io."""
+    tensor = tfio.audio.AudioIOTensor(path)
+    audio = np.asarray(tensor.to_tensor())
+    if np.issubdtype(audio.dtype, np.integer):
+        limits = np.iinfo(audio.dtype)
+        half_range = (float(limits.max) - float(limits.min) + 1.0) / 2.0
+        audio = (audio - (limits.min + half_range)) / half_range
+    return audio.astype(np.float32).reshape(len(audio), -1), int(tensor.rate)
+
+
+def _decode(path):
+    """``(audio (frames, channels) float32, sample_rate)``; ``AudioError`` if undecodable."""
+    tfio = _tfio()
+    if tfio is not None:
+        try:
+            return _decode_tfio(tfio, path)
+        except Exception:  # soundfile below decodes it or names the problem
+            pass
+    try:
+        return sf.read(path, dtype="float32", always_2d=True)
+    except Exception as error:  # libsndfile failed: audioread may know the format
+        soundfile_error = error
+    try:
+        import librosa
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            audio, sample_rate = librosa.load(path, sr=None, mono=False)
+    except Exception:
+        raise _unreadable(path, soundfile_error) from None
+    return np.asarray(audio, np.float32).reshape(-1, audio.shape[-1]).T, int(sample_rate)
+
+
+def info(path):
+    """Read only the header of an audio file: an ``AudioInfo``. ``AudioError`` if the file is
+    missing, a directory, empty or not readable audio."""
+    path = _checked_path(path)
+    try:
+        header = sf.info(path)
+    except Exception as error:
+        raise _unreadable(path, error) from None
+    return AudioInfo(sample_rate=int(header.samplerate), channels=int(header.channels),
+                     frames=int(header.frames), seconds=header.frames / header.samplerate,
+                     subtype=str(header.subtype))
+
+
+def load(path, sample_rate=None, *, reject_silent=False):
+    """Read an audio file as float32 mono.
+
+    Any sample format (8/16/24/32-bit integer, float) and channel count is accepted; channels
+    are averaged. Float files with samples outside [-1, 1] are clipped to [-1, 1] (after
+    averaging and resampling), not rescaled.
+
+    Args:
+      path: file path (str or os.PathLike) of a WAV, FLAC, OGG, MP3, ... file.
+      sample_rate: rate of the returned audio in Hz (resampled with soxr, high quality), or
+        None for the file's own rate.
+      reject_silent: raise ``AudioError`` if the peak amplitude is below 1e-4 (-80 dBFS).
+    Returns:
+      np.float32 array ``(time,)`` in [-1, 1] at ``sample_rate``.
+    Raises:
+      AudioError: the file is missing, a directory, empty, not readable audio, has no frames,
+        has NaN or Inf samples, or (with ``reject_silent``) is silent.
+      ValueError: ``sample_rate`` is not a positive int.
+    """
+    if sample_rate is not None and (isinstance(sample_rate, bool) or
+                                    not isinstance(sample_rate, (int, np.integer)) or
+                                    sample_rate <= 0):
+        raise ValueError(f"sample_rate must be a positive int or None, got {sample_rate!r}")
+    path = _checked_path(path)
+    audio, file_rate = _decode(path)
+    if audio.size == 0:
+        raise AudioError(f"{path}: contains no audio frames")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: contains NaN or Inf samples")
+    audio = audio.mean(axis=1, dtype=np.float32)
+    peak = float(np.max(np.abs(audio)))
+    if reject_silent and peak < SILENT_PEAK:
+        raise AudioError(f"{path}: is silent (peak {peak:.2e}, below -80 dBFS)")
+    if sample_rate is not None and sample_rate != file_rate:
+        import librosa
+        audio = librosa.resample(audio, orig_sr=file_rate, target_sr=sample_rate,
+                                 res_type="soxr_hq")
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
+def save(path, audio, sample_rate, subtype="PCM_16"):
+    """Write mono audio to a WAV file atomically (a temporary file in the same folder, then
+    ``os.replace``), creating the parent folder.
+
+    Args:
+      path: destination file path.
+      audio: float array ``(time,)`` in [-1, 1] (clipped for ``"PCM_16"``).
+      sample_rate: Hz, a positive int.
+      subtype: ``"PCM_16"`` or ``"FLOAT"`` (32-bit float).
+    Raises:
+      ValueError: bad ``subtype``, ``audio`` not 1-D or not finite, bad ``sample_rate``.
+      AudioError: the file or its folder cannot be written.
+    """
+    if subtype not in SUBTYPES:
+        raise ValueError(f"subtype must be one of {sorted(SUBTYPES)}, got {subtype!r}")
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be 1-D (time,), got shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("audio must not contain NaN or Inf samples")
+    if (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer))
+            or sample_rate <= 0):
+        raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}")
+    if subtype == "PCM_16":
+        audio = np.clip(audio, -1.0, 1.0)
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        try:
+            with open(temporary, "xb") as handle:
+                sf.write(handle, audio, int(sample_rate), subtype=subtype, format="WAV")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    except OSError as error:
+        raise AudioError(f"{path}: cannot write ({error.strerror or error})") from None

@@ -12,6 +12,7 @@ import importlib
 import importlib.resources
 import inspect
 import json
+import os
 from pathlib import Path
 
 FAMILIES = {}
@@ -23,6 +24,8 @@ _FAMILY_MODULES = (
     "samplenet.models.linear_ar",
     "samplenet.models.soundstream",
 )
+# Environment variable naming extra family modules to import (comma-separated module names).
+EXTRA_FAMILIES_ENV = "SAMPLENET_EXTRA_FAMILIES"
 
 DATA_DEFAULTS = {
     "spec": "builtin:plucked",   # source spec: folder path or builtin:NAME
@@ -68,6 +71,13 @@ def register_family(name):
     return decorate
 
 
+def _extra_family_modules():
+    """Modules named in ``SAMPLENET_EXTRA_FAMILIES`` (comma-separated), e.g. test-only families
+    that subprocesses started by the tests must know."""
+    return tuple(name.strip() for name in os.environ.get(EXTRA_FAMILIES_ENV, "").split(",")
+                 if name.strip())
+
+
 def _import_families():
     for module in _FAMILY_MODULES:
         try:
@@ -75,6 +85,12 @@ def _import_families():
         except ModuleNotFoundError as error:
             if error.name != module:  # a real missing dependency, not a family not yet written
                 raise
+    for module in _extra_family_modules():
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            raise ValueError(f"{EXTRA_FAMILIES_ENV} names {module!r}, which cannot be imported: "
+                             f"{error}") from None
 
 
 def family_class(name):

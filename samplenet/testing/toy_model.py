@@ -1,0 +1,174 @@
+"""A tiny autoregressive model for the tests of the training loop and the command line.
+
+``ToyAR`` (family ``"toy_ar"``) predicts each quantized sample from the ``kernel_size``
+previous ones with one causal convolution over their one-hot codes. It keeps the whole
+``AudioModel`` contract (windows data, masked cross-entropy in nats, bits per sample, a
+compiled generation loop) at a size that trains in a fraction of a second. It is imported
+only by tests (and by subprocesses through ``SAMPLENET_EXTRA_FAMILIES``), so users never see
+it in the registry.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from samplenet import quantization as quant
+from samplenet.models.base import AudioModel
+from samplenet.models.registry import register_family
+from samplenet.training.losses import masked_accuracy, masked_cross_entropy, nats_to_bits
+
+
+@keras.saving.register_keras_serializable(package="samplenet")
+@register_family("toy_ar")
+class ToyAR(AudioModel):
+    """One causal convolution over one-hot codes.
+
+    Args:
+      q_levels: number of quantization levels.
+      quantization: ``"linear"``, ``"mu-law"`` or ``"a-law"``.
+      kernel_size: samples seen per prediction (the receptive field).
+      target_len: target samples per training window.
+      sample_rate: Hz.
+      nan_at_step: if > 0, the loss of optimizer step ``nan_at_step`` (1-based) and of every
+        later step is NaN, to test the divergence guard; 0 = never.
+    """
+
+    data_kind = "windows"
+
+    def __init__(self, q_levels=8, quantization="linear", kernel_size=4, target_len=32,
+                 sample_rate=4000, nan_at_step=0, **kwargs):
+        super().__init__(**kwargs)
+        quant.check_quantization(q_levels, quantization)
+        for name, value in (("kernel_size", kernel_size), ("target_len", target_len),
+                            ("sample_rate", sample_rate)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.q_levels = q_levels
+        self.quantization = quantization
+        self.kernel_size = kernel_size
+        self.target_len = target_len
+        self.sample_rate = sample_rate
+        self.nan_at_step = nan_at_step
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+
+    @property
+    def receptive_field(self):
+        """Samples each prediction depends on."""
+        return self.kernel_size
+
+    def build(self, input_shape=None):
+        self.kernel = self.add_weight(name="kernel",
+                                      shape=(self.kernel_size, self.q_levels, self.q_levels),
+                                      initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(self.q_levels,), initializer="zeros")
+        self.built = True
+
+    def data_options(self):
+        return {"context": self.kernel_size, "target_len": self.target_len,
+                "q_levels": self.q_levels, "quantization": self.quantization}
+
+    def example_batch(self, batch_size=1):
+        total = self.kernel_size + self.target_len
+        return {"samples": np.zeros((batch_size, total), np.int32),
+                "audio": np.zeros((batch_size, total), np.float32),
+                "mask": np.ones((batch_size, self.target_len), np.float32)}
+
+    def _logits(self, history):
+        """``history`` int32 ``(batch, time)`` -> logits ``(batch, time - kernel_size + 1, q)``:
+        output ``i`` predicts the sample after ``history[:, i + kernel_size - 1]``."""
+        one_hot = tf.one_hot(history, self.q_levels, dtype=self.compute_dtype)
+        kernel = tf.cast(self.kernel, self.compute_dtype)
+        return tf.nn.conv1d(one_hot, kernel, stride=1, padding="VALID") + tf.cast(
+            self.bias, self.compute_dtype)
+
+    def call(self, inputs):
+        """``inputs["samples"]`` int32 ``(batch, kernel_size + target_len)`` -> logits
+        ``(batch, target_len, q_levels)`` for ``samples[:, kernel_size:]``."""
+        return self._logits(inputs["samples"][:, :-1])
+
+    def _loss_and_metrics(self, data, training):
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        logits = self(data, training=training)
+        targets = data["samples"][:, self.kernel_size:]
+        loss, weight = masked_cross_entropy(targets, logits, data["mask"])
+        accuracy, _ = masked_accuracy(targets, logits, data["mask"])
+        if self.nan_at_step > 0 and training:
+            step = tf.cast(self.optimizer.iterations + 1, tf.float32)
+            loss = loss + tf.where(step >= self.nan_at_step, np.float32(np.nan), 0.0)
+        return loss, weight, accuracy
+
+    def _update_metrics(self, loss, weight, accuracy):
+        self.loss_tracker.update_state(loss, sample_weight=weight)
+        self.bits_tracker.update_state(nats_to_bits(loss), sample_weight=weight)
+        self.accuracy_tracker.update_state(accuracy, sample_weight=weight)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, weight, accuracy = self._loss_and_metrics(data, training=True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self._update_metrics(loss, weight, accuracy)
+
+    def test_step(self, data):
+        return self._update_metrics(*self._loss_and_metrics(data, training=False))
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.bits_tracker, self.accuracy_tracker]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(q_levels=self.q_levels, quantization=self.quantization,
+                      kernel_size=self.kernel_size, target_len=self.target_len,
+                      sample_rate=self.sample_rate, nan_at_step=self.nan_at_step)
+        return config
+
+    @tf.function(reduce_retracing=True)
+    def _generate_loop(self, history, temperature, num_samples, seed):
+        """Sample ``num_samples`` codes after ``history`` (int32 ``(batch, kernel_size)``).
+
+        Returns ``(codes (batch, num_samples), new history)``; step ``i`` samples with the
+        stateless seed ``(seed[0], seed[1] + i)``.
+        """
+        codes = tf.TensorArray(tf.int32, size=num_samples)
+
+        def step(i, window, codes):
+            logits = self._logits(window)[:, -1, :] / temperature[:, None]
+            code = tf.random.stateless_categorical(
+                tf.cast(logits, tf.float32), 1, seed=seed + tf.stack([0, i]),
+                dtype=tf.int32)[:, 0]
+            window = tf.concat([window[:, 1:], code[:, None]], axis=1)
+            return i + 1, window, codes.write(i, code)
+
+        _, history, codes = tf.while_loop(lambda i, *_: i < num_samples, step,
+                                          (tf.constant(0), history, codes))
+        return tf.transpose(codes.stack()), history
+
+    def generate_chunks(self, num_samples, batch_size=1, temperature=1.0, seed=None,
+                        prime=None, condition=None, chunk_samples=16000, **kwargs):
+        if condition is not None:
+            raise ValueError("condition: the toy model is not conditioned, got a condition")
+        self.ensure_built()
+        silence = quant.silence_code(self.q_levels, self.quantization)
+        history = np.full((batch_size, self.kernel_size), silence, np.int32)
+        if prime is not None:
+            codes = quant.encode(np.atleast_2d(np.asarray(prime, np.float32)), self.q_levels,
+                             self.quantization)[:, -self.kernel_size:]
+            history[:, self.kernel_size - codes.shape[1]:] = codes
+        temperature = np.broadcast_to(np.asarray(temperature, np.float32), (batch_size,))
+        if seed is None:
+            seed = np.random.randint(0, 2**31 - 1)
+        seed = tf.constant([seed, 0], tf.int32)
+        history = tf.constant(history)
+        produced = 0
+        while produced < num_samples:
+            count = min(chunk_samples, num_samples - produced)
+            codes, history = self._generate_loop(history, tf.constant(temperature),
+                                                 tf.constant(count), seed + [0, produced])
+            codes = codes.numpy()
+            yield codes, quant.decode(codes, self.q_levels, self.quantization)
+            produced += count
+

@@ -1,0 +1,279 @@
+"""Keras callbacks of a training run: checkpoints, the non-finite loss guard, the CSV log,
+TensorBoard summaries, periodic samples, and early stopping.
+
+Only the chief worker writes files (``is_chief``); the others still take part in checkpoint
+writes (writing to a temporary folder they delete), since saving distributed variables may need
+every worker.
+"""
+import csv
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from samplenet.training import checkpoints
+
+
+# TensorBoard plugin metadata, written with core TF ops (``tf.summary.write``) so that summaries
+# need no ``tensorboard`` package: the scalars plugin takes an empty ScalarPluginData; the audio
+# plugin an AudioPluginData with encoding = WAV (field 2 = 11, serialized as b"\x10\x0b").
+_SCALAR_METADATA = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+_AUDIO_METADATA = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="audio", content=b"\x10\x0b"))
+
+
+def write_scalar(name, value, step):
+    """A TensorBoard scalar in the default summary writer."""
+    tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
+
+
+def write_audio(name, audio, sample_rate, step):
+    """A TensorBoard audio clip (``audio`` float32 ``(time,)`` in [-1, 1]) as a WAV."""
+    wav = tf.audio.encode_wav(tf.clip_by_value(tf.constant(audio, tf.float32), -1.0, 1.0)[:, None],
+                              sample_rate)
+    tf.summary.write(name, tf.stack([[wav, tf.constant("")]]), step=step, metadata=_AUDIO_METADATA)
+
+
+def current_learning_rate(optimizer):
+    """The optimizer's learning rate at its current step, as a float."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def weights_finite(model):
+    """True when every weight of ``model`` is finite."""
+    return all(np.all(np.isfinite(keras.ops.convert_to_numpy(w))) for w in model.weights
+               if w.dtype.startswith(("float", "bfloat")))
+
+
+def monitored(logs):
+    """``(name, value)`` of the quantity that ranks epochs: ``val_loss`` when validation ran,
+    else ``loss``."""
+    name = "val_loss" if "val_loss" in logs else "loss"
+    value = logs.get(name)
+    return name, (float(value) if value is not None else math.nan)
+
+
+class CheckpointWriter(keras.callbacks.Callback):
+    """Write a checkpoint every ``every`` epochs (see ``samplenet.training.checkpoints``).
+
+    A checkpoint is never written when the monitored loss or any weight is not finite, so the
+    ``latest`` pointer keeps naming the last good weights after a divergence.
+
+    Args:
+      checkpoints_dir: the run's ``checkpoints`` folder.
+      every: epochs between checkpoints (>= 1).
+      policy: ``"best"`` or ``"all"``.
+      is_chief: only the chief writes into the run directory.
+      best_value: the best monitored value so far (from the run's ``best`` checkpoint on resume).
+      elapsed_seconds: training time already spent in earlier sessions of the run.
+    """
+
+    def __init__(self, checkpoints_dir, *, every=1, policy="best", is_chief=True,
+                 best_value=math.inf, elapsed_seconds=0.0):
+        super().__init__()
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"train.checkpoint_every must be an int >= 1, got {every!r}")
+        if policy not in checkpoints.POLICIES:
+            raise ValueError(f"train.checkpoint_policy must be one of "
+                             f"{sorted(checkpoints.POLICIES)}, got {policy!r}")
+        self.checkpoints_dir = Path(checkpoints_dir)
+        self.every = every
+        self.policy = policy
+        self.is_chief = is_chief
+        self.best_value = best_value
+        self.elapsed_seconds = elapsed_seconds
+        self.last_written = None
+        self._session_start = time.monotonic()
+
+    def on_train_begin(self, logs=None):
+        self._session_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if (epoch + 1) % self.every:
+            return
+        name, value = monitored(logs)
+        if not math.isfinite(value) or not weights_finite(self.model):
+            logging.warning("epoch %d: %s is %s or a weight is not finite; no checkpoint written",
+                            epoch + 1, name, value)
+            return
+        is_best = value < self.best_value
+        state = {"epoch": epoch + 1,
+                 "step": int(self.model.optimizer.iterations),
+                 "val_loss": float(logs["val_loss"]) if "val_loss" in logs else None,
+                 "monitor": name, "monitored_value": value,
+                 "metrics": {k: float(v) for k, v in logs.items()},
+                 "wall_time": time.time(),
+                 "elapsed_seconds": self.elapsed_seconds + time.monotonic() - self._session_start}
+        if self.is_chief:
+            self.last_written = checkpoints.save_checkpoint(
+                self.checkpoints_dir, self.model, self.model.optimizer, state, is_best=is_best,
+                policy=self.policy)
+        else:
+            scratch = tempfile.mkdtemp(prefix="samplenet-worker-ckpt-")
+            try:
+                checkpoints.save_checkpoint(scratch, self.model, self.model.optimizer, state,
+                                            is_best=False, policy="all")
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        if is_best:
+            self.best_value = value
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stop training at the first batch whose loss is NaN or infinite.
+
+    ``message`` (``None`` while all is well) names the epoch, the batch and the optimizer step.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.message = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)) or self.message is not None:
+            return
+        self.message = (f"the training loss became {float(loss)} at epoch {self._epoch + 1}, "
+                        f"batch {batch + 1} (optimizer step {int(self.model.optimizer.iterations)}"
+                        "); training stopped")
+        logging.error(self.message)
+        self.model.stop_training = True
+
+
+class CsvLog(keras.callbacks.Callback):
+    """Append one row per epoch to ``path`` (epoch, optimizer step, learning rate, epoch
+    seconds, metrics). The header is written once; a resumed run keeps the existing columns."""
+
+    def __init__(self, path, *, is_chief=True):
+        super().__init__()
+        self.path = Path(path)
+        self.is_chief = is_chief
+        self._epoch_start = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.is_chief:
+            return
+        logs = logs or {}
+        row = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations),
+               "learning_rate": current_learning_rate(self.model.optimizer),
+               "seconds": round(time.monotonic() - self._epoch_start, 3),
+               **{k: float(v) for k, v in logs.items()}}
+        fieldnames = self._existing_header()
+        with open(self.path, "a", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=fieldnames or list(row),
+                                    extrasaction="ignore", restval="")
+            if not fieldnames:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _existing_header(self):
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return None
+        with open(self.path, newline="", encoding="utf-8") as file:
+            return next(csv.reader(file), None)
+
+
+class ScalarSummaries(keras.callbacks.Callback):
+    """TensorBoard scalars per epoch: every metric in the logs plus ``learning_rate``."""
+
+    def __init__(self, writer, *, is_chief=True):
+        super().__init__()
+        self.writer = writer
+        self.is_chief = is_chief
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.is_chief:
+            return
+        with self.writer.as_default():
+            for name, value in (logs or {}).items():
+                write_scalar(name, float(value), epoch + 1)
+            write_scalar("learning_rate", current_learning_rate(self.model.optimizer), epoch + 1)
+        self.writer.flush()
+
+
+class SampleWriter(keras.callbacks.Callback):
+    """Every ``every`` epochs, generate ``seconds`` of audio with ``model.generate`` and write it
+    to ``samples/epoch-<epoch:05d>.wav`` and to TensorBoard. Models that do not generate audio
+    (``NotImplementedError``) are skipped."""
+
+    def __init__(self, samples_dir, writer, *, every, seconds, sample_rate, is_chief=True,
+                 seed=0):
+        super().__init__()
+        if seconds <= 0 and every:
+            raise ValueError(f"train.generate_seconds must be > 0, got {seconds!r}")
+        self.samples_dir = Path(samples_dir)
+        self.writer = writer
+        self.every = every
+        self.seconds = seconds
+        self.sample_rate = sample_rate
+        self.is_chief = is_chief
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (not self.every or (epoch + 1) % self.every or not self.is_chief
+                or not weights_finite(self.model)):
+            return
+        from samplenet import audio as audio_io  # imported here: only needed when writing
+
+        condition = np.zeros((1,), np.int32) if getattr(self.model, "num_classes", 0) else None
+        try:
+            _, audio = self.model.generate(max(1, round(self.seconds * self.sample_rate)),
+                                           batch_size=1, seed=self.seed + epoch,
+                                           condition=condition)
+        except NotImplementedError:
+            self.every = 0
+            return
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        audio_io.save(self.samples_dir / f"epoch-{epoch + 1:05d}.wav", audio[0],
+                      self.sample_rate)
+        with self.writer.as_default():
+            write_audio("generated", audio[0], self.sample_rate, epoch + 1)
+        self.writer.flush()
+
+
+def make_callbacks(run, train, *, sample_rate, has_validation, is_chief, best_value=math.inf,
+                   elapsed_seconds=0.0):
+    """The callbacks of one training session.
+
+    Args:
+      run: the ``RunDir``.
+      train: the resolved ``train`` section.
+      sample_rate: Hz of the model's audio (for samples).
+      has_validation: whether validation runs (early stopping then watches ``val_loss``).
+      is_chief, best_value, elapsed_seconds: see ``CheckpointWriter``.
+    Returns ``(callbacks, guard)``: the list for ``fit`` and the ``NonFiniteLossGuard`` in it.
+    """
+    guard = NonFiniteLossGuard()
+    writer = tf.summary.create_file_writer(str(run.tensorboard)) if is_chief else None
+    callbacks = [guard,
+                 CheckpointWriter(run.checkpoints, every=train["checkpoint_every"],
+                                  policy=train["checkpoint_policy"], is_chief=is_chief,
+                                  best_value=best_value, elapsed_seconds=elapsed_seconds),
+                 CsvLog(run.log_csv, is_chief=is_chief),
+                 ScalarSummaries(writer, is_chief=is_chief),
+                 SampleWriter(run.samples, writer, every=train["generate_every"],
+                              seconds=train["generate_seconds"], sample_rate=sample_rate,
+                              is_chief=is_chief, seed=train["seed"])]
+    patience = train["early_stopping_patience"]
+    if patience < 0:
+        raise ValueError(f"train.early_stopping_patience must be >= 0 (0 = off), got {patience!r}")
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss" if has_validation else "loss", patience=patience,
+            restore_best_weights=False, verbose=1))
+    return callbacks, guard

@@ -1,0 +1,182 @@
+"""One training run: config -> run directory with checkpoints, logs and samples.
+
+``train(config, run_dir)`` builds the data source, the model (inside the distribution
+strategy's scope), the optimizer and the tf.data pipelines, and runs ``model.fit`` with the
+callbacks of ``samplenet.training.callbacks``. With ``resume=True`` it continues the run from
+its latest checkpoint: weights, optimizer state (including the step count) and epoch.
+"""
+import math
+
+import keras
+from absl import logging
+
+from samplenet import data
+from samplenet.data import pipelines
+from samplenet.models import registry
+from samplenet.training import checkpoints
+from samplenet.training.callbacks import make_callbacks
+from samplenet.training.optimizers import make_optimizer
+from samplenet.training.run_dir import RunDir
+from samplenet.training.strategy import is_chief, is_distributed, make_strategy
+
+PRECISIONS = frozenset({"", "mixed_bfloat16"})
+# Train keys that may change when a run is resumed: how long and how it is logged, not what
+# is learned.
+RESUMABLE_TRAIN_KEYS = frozenset({
+    "epochs", "steps_per_epoch", "validation_steps", "early_stopping_patience",
+    "checkpoint_every", "checkpoint_policy", "generate_every", "generate_seconds",
+    "jit_compile"})
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the message names the step and the last good
+    checkpoint."""
+
+
+def _flatten(config):
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{name}": item for name, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def check_resume_config(saved, config, where):
+    """``ValueError`` listing the keys in which ``config`` differs from the run's ``saved``
+    config (both resolved), apart from ``RESUMABLE_TRAIN_KEYS``."""
+    saved, config = _flatten(registry.resolve(saved)), _flatten(config)
+    differences = [f"{key}: {saved.get(key)!r} in the run, {config.get(key)!r} now"
+                   for key in sorted(set(saved) | set(config))
+                   if saved.get(key) != config.get(key)
+                   and key.removeprefix("train.") not in RESUMABLE_TRAIN_KEYS]
+    if differences:
+        raise ValueError(f"cannot resume {str(where)!r} with a different config ("
+                         f"{'; '.join(differences)}); resume with the run's own config or start "
+                         "a new run directory")
+
+
+def _source(config, sample_rate):
+    section = config["data"]
+    return data.from_spec(section["spec"], sample_rate=sample_rate,
+                          valid_fraction=section["valid_fraction"],
+                          test_fraction=section["test_fraction"], seed=config["train"]["seed"])
+
+
+def _dataset(strategy, model, source, split, config, seed):
+    """The repeated pipeline of ``split``, split per replica/worker when distributed."""
+    batch_size = config["train"]["batch_size"]
+
+    def make(input_context=None):
+        return pipelines.training_dataset(model, source, split, batch_size=batch_size, seed=seed,
+                                          repeat=True, input_context=input_context,
+                                          **config["data"])
+
+    if is_distributed(strategy):
+        return strategy.distribute_datasets_from_function(make)
+    return make()
+
+
+def _set_precision(name):
+    if name not in PRECISIONS:
+        raise ValueError(f"train.mixed_precision must be one of {sorted(PRECISIONS)}, "
+                         f"got {name!r}")
+    keras.mixed_precision.set_global_policy(name or "float32")
+
+
+def _start_epoch(run, model, optimizer, resume):
+    """Restore the latest checkpoint when resuming: ``(epoch, best_value, elapsed_seconds)``."""
+    latest = checkpoints.latest_checkpoint(run.checkpoints)
+    if not resume:
+        if latest is not None:
+            raise ValueError(f"{str(run)!r} already holds checkpoints; pass --resume (resume=True) "
+                             "to continue that run, or choose another run directory")
+        return 0, math.inf, 0.0
+    if latest is None:
+        logging.warning("%s has no checkpoint yet; starting from epoch 0", run)
+        return 0, math.inf, 0.0
+    state = checkpoints.restore(model, optimizer, latest)
+    best = checkpoints.best_checkpoint(run.checkpoints)
+    best_value = checkpoints.read_state(best).get("monitored_value", math.inf) if best else \
+        math.inf
+    logging.info("resumed %s at epoch %d, optimizer step %d", latest, state["epoch"],
+                 int(optimizer.iterations))
+    return state["epoch"], best_value, state.get("elapsed_seconds", 0.0)
+
+
+def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
+          steps_per_epoch=None, verbose=1):
+    """Train the model ``config`` describes, writing the run directory ``run_dir``.
+
+    Args:
+      config: a config dict (``registry.resolve``d here).
+      run_dir: the run directory (created; see ``samplenet.training.run_dir``).
+      resume: continue from the run's latest checkpoint (its config.json must match ``config``
+        except for ``RESUMABLE_TRAIN_KEYS``). Without it, a folder that already has
+        checkpoints is an error.
+      strategy: a name of ``strategy.STRATEGIES`` or a ``tf.distribute.Strategy``.
+      epochs: total epochs of the run (overrides ``train.epochs``; a resumed run continues up
+        to this count).
+      steps_per_epoch: overrides ``train.steps_per_epoch``.
+      verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
+    Returns:
+      ``{metric: [value per epoch of this session]}`` (Keras ``History.history``).
+    Raises:
+      ValueError for a bad config, a config mismatch on resume, or nothing left to train;
+      ``TrainingDiverged`` when the loss became NaN or infinite (the run directory keeps the
+      last good checkpoint).
+    """
+    config = registry.resolve(config)
+    for key, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+        if value is not None:
+            config["train"][key] = value
+    section = config["train"]
+    for key in ("epochs", "steps_per_epoch", "batch_size"):
+        if section[key] < 1:
+            raise ValueError(f"train.{key} must be >= 1, got {section[key]!r}")
+    run = RunDir(run_dir)
+    if resume:
+        check_resume_config(run.read_config(), config, run)
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy)
+    chief = is_chief(strategy)
+
+    keras.utils.set_random_seed(section["seed"])
+    _set_precision(section["mixed_precision"])
+    with strategy.scope():
+        model = registry.model_from_config(config)
+        optimizer = make_optimizer(section)
+        model.compile(optimizer=optimizer, jit_compile=section["jit_compile"])
+        model.ensure_built()
+        optimizer.build(model.trainable_variables)
+    initial_epoch, best_value, elapsed = _start_epoch(run, model, optimizer, resume)
+    if initial_epoch >= section["epochs"]:
+        raise ValueError(f"{str(run)!r} has already trained {initial_epoch} epochs; ask for more "
+                         f"(train.epochs / --epochs > {initial_epoch})")
+    if chief:
+        run.create()
+        run.write_config(config)
+
+    source = _source(config, model.sample_rate)
+    seed = section["seed"] + initial_epoch  # a resumed run does not replay the same batches
+    train_data = _dataset(strategy, model, source, "train", config, seed)
+    has_validation = bool(source.examples("valid"))
+    valid_data = _dataset(strategy, model, source, "valid", config, seed) if has_validation \
+        else None
+    if not has_validation:
+        logging.warning("the valid split of %s is empty; training without validation",
+                        source.name)
+    callbacks, guard = make_callbacks(run, section, sample_rate=model.sample_rate,
+                                      has_validation=has_validation, is_chief=chief,
+                                      best_value=best_value, elapsed_seconds=elapsed)
+    history = model.fit(train_data, epochs=section["epochs"],
+                        steps_per_epoch=section["steps_per_epoch"], validation_data=valid_data,
+                        validation_steps=section["validation_steps"] if has_validation else None,
+                        initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                        shuffle=False)  # the pipelines shuffle
+    if guard.message is not None:
+        latest = checkpoints.latest_checkpoint(run.checkpoints)
+        raise TrainingDiverged(f"{guard.message}; the last good checkpoint is "
+                               f"{str(latest) if latest else 'none (no epoch completed)'}")
+    return history.history

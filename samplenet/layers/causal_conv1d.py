@@ -1,0 +1,109 @@
+"""A dilated causal 1-D convolution with a streaming (one step at a time) mode."""
+import keras
+import tensorflow as tf
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@keras.saving.register_keras_serializable(package="samplenet")
+class CausalConv1D(keras.layers.Layer):
+    """``y[t] = bias + sum_k x[t - (kernel_size - 1 - k) * dilation_rate] @ kernel[k]``, with
+    zeros before the start, so ``y[t]`` depends only on ``x[: t + 1]``.
+
+    The receptive field is ``dilation_rate * (kernel_size - 1) + 1`` samples.
+
+    Args:
+      filters: output channels.
+      kernel_size: taps of the filter (1 makes it a 1x1 projection).
+      dilation_rate: spacing of the taps in samples.
+      use_bias: add a learned bias.
+      kernel_initializer: a Keras initializer name or config.
+
+    Call: ``(batch, time, in_channels)`` float -> ``(batch, time, filters)``.
+    Streaming: ``initial_cache(batch_size)`` then ``step(x_t, cache, position)`` once per time
+    step gives the same outputs as ``call`` on the whole sequence; the cache is a ring buffer
+    of the last ``cache_length`` inputs, so a step costs the same for any dilation.
+    """
+
+    def __init__(self, filters, kernel_size, dilation_rate=1, use_bias=True,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        _check_positive_int("filters", filters)
+        _check_positive_int("kernel_size", kernel_size)
+        _check_positive_int("dilation_rate", dilation_rate)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.dilation_rate = dilation_rate
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    @property
+    def cache_length(self):
+        """Past inputs a streaming step needs: ``dilation_rate * (kernel_size - 1)``."""
+        return self.dilation_rate * (self.kernel_size - 1)
+
+    @property
+    def receptive_field(self):
+        """Input samples one output depends on."""
+        return self.cache_length + 1
+
+    def build(self, input_shape):
+        in_channels = int(input_shape[-1])
+        self.kernel = self.add_weight(name="kernel",
+                                      shape=(self.kernel_size, in_channels, self.filters),
+                                      initializer=self.kernel_initializer)
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+                     if self.use_bias else None)
+
+    def _finish(self, outputs):
+        return outputs + self.bias if self.use_bias else outputs
+
+    def call(self, inputs):
+        length = tf.shape(inputs)[1]
+        padded = tf.pad(inputs, [[0, 0], [self.cache_length, 0], [0, 0]])
+        outputs = None
+        for k in range(self.kernel_size):
+            start = k * self.dilation_rate
+            tap = tf.einsum("btc,cf->btf", padded[:, start:start + length], self.kernel[k])
+            outputs = tap if outputs is None else outputs + tap
+        return self._finish(outputs)
+
+    def initial_cache(self, batch_size, channels=None):
+        """Zeros ``(cache_length, batch_size, in_channels)``: the past before the start."""
+        channels = self.kernel.shape[1] if channels is None else channels
+        return tf.zeros((self.cache_length, batch_size, channels), self.compute_dtype)
+
+    def step(self, inputs, cache, position):
+        """One streaming step.
+
+        Args:
+          inputs: ``(batch, in_channels)``, the input at time ``position``.
+          cache: from ``initial_cache`` or the previous step.
+          position: int32 scalar, the time index of ``inputs`` (0, 1, 2, ... per call).
+        Returns:
+          ``(outputs (batch, filters), new cache)``.
+        """
+        current = tf.matmul(inputs, self.kernel[-1])
+        if self.cache_length == 0:
+            return self._finish(current), cache
+        lags = tf.constant([(self.kernel_size - 1 - k) * self.dilation_rate
+                            for k in range(self.kernel_size - 1)], tf.int32)
+        slots = tf.math.floormod(position - lags, self.cache_length)
+        past = tf.gather(cache, slots)  # (kernel_size - 1, batch, in_channels), oldest first
+        outputs = current + tf.einsum("kbc,kcf->bf", past, self.kernel[:-1])
+        write = tf.reshape(tf.math.floormod(position, self.cache_length), (1, 1))
+        cache = tf.tensor_scatter_nd_update(cache, write, inputs[None])
+        return self._finish(outputs), cache
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size,
+                      dilation_rate=self.dilation_rate, use_bias=self.use_bias,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config

@@ -37,7 +37,9 @@ def dependent_positions(fn, length, position=None, channels=None, num_trials=2, 
             at_position = outputs[:, position]
             projection = tf.constant(rng.standard_normal(at_position.shape), tf.float32)
             objective = tf.reduce_sum(at_position * projection)
-        gradient = np.abs(tape.gradient(objective, inputs).numpy()).reshape(length, -1)
+        gradient = tape.gradient(objective, inputs,
+                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        gradient = np.abs(gradient.numpy()).reshape(length, -1)
         touched |= gradient.sum(axis=1) > 0
     return np.flatnonzero(touched)
 

@@ -6,13 +6,14 @@ from samplenet.ops.receptive_field import dependent_positions, measured_receptiv
 
 
 def _causal_conv(kernel_width, dilation=1):
-    """A NumPy-free causal dilated convolution on (1, length) inputs."""
+    """A causal dilated convolution of (1, length) inputs (tf.nn.convolution: its dilated
+    gradient runs on CPU, unlike tf.nn.conv1d's)."""
     kernel = tf.constant(np.random.default_rng(0).standard_normal((kernel_width, 1, 1)),
                          tf.float32)
 
     def fn(x):
         x = tf.pad(x[:, :, None], [[0, 0], [dilation * (kernel_width - 1), 0], [0, 0]])
-        return tf.nn.conv1d(x, kernel, stride=1, padding="VALID", dilations=dilation)
+        return tf.nn.convolution(x, kernel, padding="VALID", dilations=dilation)
     return fn
 
 

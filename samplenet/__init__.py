@@ -1,0 +1,27 @@
+"""samplenet: sample-level neural audio generation (SampleRNN, WaveNet, a linear AR model) and
+a SoundStream-style codec, in TensorFlow 2 / Keras 3.
+
+Public API: ``build_model(preset_or_family, **overrides)``, ``load_model(run_dir)``, and the
+modules ``audio``, ``quantization``, ``data``, ``analysis``.
+"""
+import importlib
+
+from samplenet.models.registry import build_model, preset_names
+
+__version__ = "0.1.0"
+__all__ = ["build_model", "load_model", "preset_names", "audio", "quantization", "data",
+           "analysis"]
+
+_LAZY_MODULES = {"audio", "quantization", "data", "analysis", "models", "layers", "training"}
+
+
+def load_model(path):
+    """Load a trained model from a run directory or a checkpoint folder in one."""
+    from samplenet.loading import load_model as _load
+    return _load(path)
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"samplenet.{name}")
+    raise AttributeError(f"module 'samplenet' has no attribute {name!r}")

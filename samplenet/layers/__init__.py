@@ -1,0 +1,1 @@
+"""samplenet's Keras layers, one public layer per module."""

@@ -36,10 +36,16 @@ def locate(path):
     return run, folder, registry.resolve(run.read_config())
 
 
+def model_from_checkpoint(folder, config):
+    """Build the model ``config`` describes and restore its weights (no optimizer) from
+    checkpoint ``folder``."""
+    model = registry.model_from_config(config)
+    checkpoints.restore(model, None, folder)
+    return model
+
+
 def load_model(path):
     """The model of a run directory or checkpoint folder, built, with its weights restored
     (no optimizer). See ``locate`` for ``path``; raises ``ValueError`` naming it on failure."""
     _, folder, config = locate(path)
-    model = registry.model_from_config(config)
-    checkpoints.restore(model, None, folder)
-    return model
+    return model_from_checkpoint(folder, config)

@@ -172,3 +172,18 @@ class ToyAR(AudioModel):
             yield codes, quant.decode(codes, self.q_levels, self.quantization)
             produced += count
 
+
+
+# Twelve quarter-second plucked-string items at the toy model's 4 kHz: a few train, valid and
+# test files each with valid_fraction = test_fraction = 0.3.
+TOY_DATA = "builtin:plucked?num_items=12&item_seconds=0.25"
+
+
+def toy_config(model=None, data=None, **train):
+    """A config for a few-second training run of ``ToyAR``: ``model`` constructor arguments,
+    ``data`` and ``train`` section entries override the tiny defaults."""
+    return {"family": "toy_ar", **(model or {}),
+            "data": {"spec": TOY_DATA, "valid_fraction": 0.3, "test_fraction": 0.3,
+                     **(data or {})},
+            "train": {"batch_size": 4, "epochs": 1, "steps_per_epoch": 2, "validation_steps": 1,
+                      "early_stopping_patience": 0, **train}}

@@ -230,11 +230,9 @@ class SampleWriter(keras.callbacks.Callback):
             return
         from samplenet import audio as audio_io  # imported here: only needed when writing
 
-        condition = np.zeros((1,), np.int32) if getattr(self.model, "num_classes", 0) else None
         try:
             _, audio = self.model.generate(max(1, round(self.seconds * self.sample_rate)),
-                                           batch_size=1, seed=self.seed + epoch,
-                                           condition=condition)
+                                           batch_size=1, seed=self.seed + epoch)
         except NotImplementedError:
             self.every = 0
             return

@@ -202,15 +202,15 @@ def restore(model, optimizer, folder):
         objects["optimizer"] = optimizer
     try:
         status = tf.train.Checkpoint(**objects).read(str(folder / PREFIX))
-        status.assert_existing_objects_matched()
         if optimizer is None:
             status.expect_partial()  # the optimizer slots in the file are not wanted
+        status.assert_existing_objects_matched()
     except (ValueError, AssertionError) as error:
         raise CheckpointError(f"checkpoint {str(folder)!r} does not fit this {model.family!r} "
                               f"model: {_first_line(error)}") from None
-    except tf.errors.OpError as error:
+    except (tf.errors.OpError, IndexError, OSError) as error:  # IndexError: truncated data
         raise CheckpointError(f"checkpoint {str(folder)!r} is corrupted or unreadable: "
-                              f"{_first_line(error.message)}") from None
+                              f"{_first_line(error)}") from None
     return state
 
 

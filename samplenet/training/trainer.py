@@ -180,3 +180,35 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         raise TrainingDiverged(f"{guard.message}; the last good checkpoint is "
                                f"{str(latest) if latest else 'none (no epoch completed)'}")
     return history.history
+
+
+def evaluate(model, config, *, split="test", data_spec=None, batch_size=None, verbose=0):
+    """Evaluate a trained ``model`` on one split of its data, every file once.
+
+    Args:
+      model: a built model with its weights (e.g. ``samplenet.load_model(run)``).
+      config: the run's resolved config (its data section and seed define the splits).
+      split: "train", "valid", "test" or "all".
+      data_spec: another source spec (a held-out folder); None uses ``config["data"]["spec"]``.
+      batch_size: None uses ``train.batch_size``.
+    Returns:
+      The metrics of ``model.evaluate`` (``loss`` in nats, ``bits_per_sample``, ...) plus
+      ``num_files``.
+    Raises ``ValueError`` when the split has no files.
+    """
+    section = config["data"]
+    source = data.from_spec(data_spec or section["spec"], sample_rate=model.sample_rate,
+                            valid_fraction=section["valid_fraction"],
+                            test_fraction=section["test_fraction"], seed=config["train"]["seed"])
+    num_files = len(source.examples(split))
+    if not num_files:
+        raise ValueError(f"the {split!r} split of {source.name!r} has no files")
+    batch_size = batch_size or config["train"]["batch_size"]
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    dataset = pipelines.training_dataset(model, source, split, batch_size=batch_size,
+                                         seed=config["train"]["seed"], repeat=False, **section)
+    if not model.compiled:
+        model.compile()
+    results = model.evaluate(dataset, return_dict=True, verbose=verbose)
+    return {**{name: float(value) for name, value in results.items()}, "num_files": num_files}

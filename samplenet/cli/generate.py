@@ -1,0 +1,132 @@
+"""Generate audio with a trained model: ``python generate.py --ckpt runs/<run> --seconds 4``.
+
+Writes ``sample_<i>.wav`` (16-bit PCM at the model's sample rate) for each sequence. The chunks
+of ``model.generate_chunks`` are streamed into the files as they come, so memory does not grow
+with the length; each file is written under a temporary name and renamed when complete.
+"""
+import datetime
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from absl import flags
+
+from samplenet import audio as audio_io
+from samplenet import loading
+from samplenet.cli.flags import report_errors, run_app
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(flag_values=FLAGS):
+    """Define the flags of ``generate`` on ``flag_values``."""
+    flags.DEFINE_string("ckpt", None, "a run directory (its best, else latest checkpoint) or a "
+                        "checkpoint folder in one", flag_values=flag_values)
+    flags.mark_flag_as_required("ckpt", flag_values=flag_values)
+    flags.DEFINE_float("seconds", 4.0, "length of each sequence in seconds",
+                       flag_values=flag_values)
+    flags.DEFINE_integer("num_seqs", 1, "number of sequences (files)", flag_values=flag_values)
+    flags.DEFINE_string("temperature", "1.0", "sampling temperature > 0, or a comma-separated "
+                        "list with one per sequence", flag_values=flag_values)
+    flags.DEFINE_integer("seed", None, "random seed (default: fresh randomness)",
+                         flag_values=flag_values)
+    flags.DEFINE_string("prime", None, "audio file whose sound the sequences continue (loaded "
+                        "at the model's sample rate)", flag_values=flag_values)
+    flags.DEFINE_string("condition", None, "class ids for class-conditioned models: one, or a "
+                        "comma-separated list with one per sequence", flag_values=flag_values)
+    flags.DEFINE_string("out_dir", None, "output folder (default <run>/samples/generated-<time>)",
+                        flag_values=flag_values)
+    flags.DEFINE_float("chunk_seconds", 1.0, "audio produced per compiled generation call",
+                       flag_values=flag_values)
+
+
+def _number_list(name, text, kind, count):
+    """A comma list of numbers: one value, or exactly ``count``."""
+    try:
+        values = [kind(item) for item in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--{name} must be a number or a comma-separated list, got {text!r}") \
+            from None
+    if len(values) not in (1, count):
+        raise ValueError(f"--{name} has {len(values)} values but --num_seqs is {count}")
+    return values[0] if len(values) == 1 else values
+
+
+def generation_settings(flag_values=FLAGS):
+    """Check the numeric flags: ``(temperature, condition)`` as passed to ``generate_chunks``."""
+    if not flag_values.seconds > 0:
+        raise ValueError(f"--seconds must be > 0, got {flag_values.seconds}")
+    if flag_values.num_seqs < 1:
+        raise ValueError(f"--num_seqs must be >= 1, got {flag_values.num_seqs}")
+    if not flag_values.chunk_seconds > 0:
+        raise ValueError(f"--chunk_seconds must be > 0, got {flag_values.chunk_seconds}")
+    temperature = _number_list("temperature", flag_values.temperature, float,
+                               flag_values.num_seqs)
+    if not all(t > 0 for t in np.atleast_1d(temperature)):
+        raise ValueError(f"--temperature must be > 0, got {flag_values.temperature!r}")
+    condition = None
+    if flag_values.condition is not None:
+        condition = _number_list("condition", flag_values.condition, int, flag_values.num_seqs)
+    return temperature, condition
+
+
+def stream_to_wavs(chunks, paths, sample_rate):
+    """Write the audio of ``(codes, audio)`` chunks (``audio`` float32 ``(len(paths), n)``) to
+    16-bit WAV files, row ``i`` to ``paths[i]``, chunk by chunk. Each file is written as
+    ``.<name>.partial`` and renamed when all chunks are written; on failure the partial files
+    are removed. Returns the number of samples per file."""
+    partials = [path.with_name(f".{path.name}.partial") for path in paths]
+    files = []
+    written = 0
+    try:
+        for partial in partials:
+            try:
+                files.append(soundfile.SoundFile(partial, "w", samplerate=sample_rate,
+                                                 channels=1, format="WAV", subtype="PCM_16"))
+            except soundfile.SoundFileError as error:
+                raise OSError(f"cannot write {str(partial)!r}: {error}") from None
+        for _, audio in chunks:
+            for file, row in zip(files, audio):
+                file.write(np.clip(row, -1.0, 1.0))
+            written += audio.shape[1]
+        for file in files:
+            file.close()
+        for partial, path in zip(partials, paths):
+            os.replace(partial, path)
+    finally:
+        for file in files:
+            file.close()
+        for partial in partials:
+            if partial.exists():
+                partial.unlink()
+    return written
+
+
+@report_errors
+def main(argv):
+    temperature, condition = generation_settings()
+    run, folder, config = loading.locate(FLAGS.ckpt)
+    model = loading.model_from_checkpoint(folder, config)
+    prime = None
+    if FLAGS.prime:
+        prime = audio_io.load(FLAGS.prime, sample_rate=model.sample_rate)[None, :]
+    out_dir = Path(FLAGS.out_dir or run.samples /
+                   f"generated-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"sample_{index}.wav" for index in range(FLAGS.num_seqs)]
+    chunks = model.generate_chunks(max(1, round(FLAGS.seconds * model.sample_rate)),
+                                   batch_size=FLAGS.num_seqs, temperature=temperature,
+                                   seed=FLAGS.seed, prime=prime, condition=condition,
+                                   chunk_samples=max(1, round(FLAGS.chunk_seconds
+                                                              * model.sample_rate)))
+    num_samples = stream_to_wavs(chunks, paths, model.sample_rate)
+    print(f"wrote {len(paths)} file(s) of {num_samples / model.sample_rate:.2f} s at "
+          f"{model.sample_rate} Hz from {folder} to {out_dir}:", flush=True)
+    for path in paths:
+        print(f"  {path}")
+
+
+def run():
+    """Entry point of ``generate.py`` and ``samplenet-generate``."""
+    run_app(main, define_flags)

@@ -1,0 +1,106 @@
+"""Train a model: ``python train.py --model samplernn_3tier [--data my_audio/] [--set k=v]``.
+
+The config is a preset (``--model``, see ``configs/``), a JSON file (``--config``) or, with
+``--resume``, the run's own ``config.json``; ``--set key=value`` overrides it (repeatable), then
+``--data`` and the training flags given explicitly override its data and train sections. Prints
+the run directory at the start and at the end with the final bits per sample.
+"""
+from pathlib import Path
+
+from absl import flags
+
+from samplenet.cli.flags import report_errors, run_app
+from samplenet.models import registry
+from samplenet.training import trainer
+from samplenet.training.checkpoints import POLICIES
+from samplenet.training.run_dir import RunDir, default_logdir
+from samplenet.training.strategy import STRATEGIES
+
+FLAGS = flags.FLAGS
+# Flags that override the train section of the config when given on the command line.
+TRAIN_FLAGS = ("epochs", "steps_per_epoch", "batch_size", "checkpoint_policy",
+               "checkpoint_every", "early_stopping_patience", "seed")
+
+
+def define_flags(flag_values=FLAGS):
+    """Define the flags of ``train`` on ``flag_values``."""
+    defaults = registry.TRAIN_DEFAULTS
+    flags.DEFINE_string("model", "samplernn_3tier",
+                        f"preset ({', '.join(registry.preset_names())}) or model family",
+                        flag_values=flag_values)
+    flags.DEFINE_string("config", None, "a config JSON file, instead of --model",
+                        flag_values=flag_values)
+    flags.DEFINE_multi_string("set", [], "override key=value (value parsed as JSON); keys are "
+                              "model arguments or data.KEY / train.KEY; repeatable",
+                              flag_values=flag_values)
+    flags.DEFINE_string("data", registry.DATA_DEFAULTS["spec"],
+                        "training data: a folder of audio files or builtin:NAME[?key=value&...]; "
+                        "overrides data.spec when given", flag_values=flag_values)
+    flags.DEFINE_string("logdir", None, "run directory (default runs/<preset or family>-<time>)",
+                        flag_values=flag_values)
+    flags.DEFINE_boolean("resume", False, "continue the run in --logdir from its latest "
+                         "checkpoint (weights, optimizer state, epoch)", flag_values=flag_values)
+    flags.DEFINE_integer("epochs", defaults["epochs"], "total epochs of the run", lower_bound=1,
+                         flag_values=flag_values)
+    flags.DEFINE_integer("steps_per_epoch", defaults["steps_per_epoch"], "batches per epoch",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", defaults["batch_size"], "global batch size",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_enum("checkpoint_policy", defaults["checkpoint_policy"], sorted(POLICIES),
+                      "keep every checkpoint, or only the latest and the best",
+                      flag_values=flag_values)
+    flags.DEFINE_integer("checkpoint_every", defaults["checkpoint_every"],
+                         "epochs between checkpoints", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("early_stopping_patience", defaults["early_stopping_patience"],
+                         "epochs without improvement before stopping (0 = never stop early)",
+                         lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer("seed", defaults["seed"], "random seed", lower_bound=0,
+                         flag_values=flag_values)
+    flags.DEFINE_enum("strategy", "default", sorted(STRATEGIES),
+                      "distribution: one device, all local GPUs, several machines (TF_CONFIG), "
+                      "or a TPU", flag_values=flag_values)
+    flags.DEFINE_integer("verbose", 1, "progress output: 0 silent, 1 progress bar, 2 one line "
+                         "per epoch", lower_bound=0, upper_bound=2, flag_values=flag_values)
+
+
+def build_config(flag_values=FLAGS):
+    """``(config, name)``: the resolved config the flags describe and the name for a default
+    run directory (the preset, or the family)."""
+    if flag_values["config"].present and flag_values["model"].present:
+        raise ValueError("give --model or --config, not both")
+    if flag_values["config"].present:
+        config = registry.resolve(registry.load_config_file(flag_values.config))
+        name = config["family"]
+    elif (flag_values.resume and flag_values.logdir and not flag_values["model"].present):
+        config = registry.resolve(RunDir(flag_values.logdir).read_config())
+        name = None
+    else:
+        config = registry.config_for(flag_values.model)
+        name = flag_values.model
+    config = registry.apply_overrides(config, flag_values.set)
+    explicit = {f"train.{key}": flag_values[key].value for key in TRAIN_FLAGS
+                if flag_values[key].present}
+    if flag_values["data"].present:
+        explicit["data.spec"] = flag_values.data
+    return registry.apply_overrides(config, explicit), name
+
+
+@report_errors
+def main(argv):
+    config, name = build_config()
+    if FLAGS.resume and not FLAGS.logdir:
+        raise ValueError("--resume needs --logdir, the run directory to continue")
+    logdir = FLAGS.logdir or default_logdir(name or config["family"])
+    print(f"run directory: {logdir}", flush=True)
+    history = trainer.train(config, logdir, resume=FLAGS.resume, strategy=FLAGS.strategy,
+                            verbose=FLAGS.verbose)
+    results = [f"{label} {history[key][-1]:.4f}"
+               for label, key in (("train", "bits_per_sample"), ("valid", "val_bits_per_sample"))
+               if history.get(key)]
+    print(f"finished: {Path(logdir)}" + (f"; bits per sample: {', '.join(results)}"
+                                         if results else ""), flush=True)
+
+
+def run():
+    """Entry point of ``train.py`` and ``samplenet-train``."""
+    run_app(main, define_flags)

@@ -1,0 +1,407 @@
+"""SoundStream-style neural audio codec: SEANet encoder, residual vector quantizer, SEANet
+decoder, with optional multi-scale STFT adversarial training (EnCodec losses)."""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from samplenet.layers.residual_vector_quantizer import ResidualVectorQuantizer
+from samplenet.layers.seanet import SeanetDecoder, SeanetEncoder
+from samplenet.layers.stft_discriminator import DISCRIMINATOR_WINDOWS, MultiScaleSTFTDiscriminator
+from samplenet.models.base import AudioModel
+from samplenet.models.registry import register_family
+from samplenet.training import codec_losses, codec_metrics
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _non_negative(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
+
+def _windows(name, windows, segment_samples=None):
+    """Validate STFT window lengths (>= 4, and <= ``segment_samples`` unless None)."""
+    if not isinstance(windows, (list, tuple)) or not windows:
+        raise ValueError(f"{name} must be a non-empty list of window lengths, got {windows!r}")
+    for window in windows:
+        _positive_int(name, window)
+        if window < 4:
+            raise ValueError(f"{name} must be >= 4 samples, got {window!r}")
+    if segment_samples is not None and max(windows) > segment_samples:
+        raise ValueError(f"{name} must not exceed segment_samples ({segment_samples}), got "
+                         f"{list(windows)}")
+    return tuple(windows)
+
+
+@keras.saving.register_keras_serializable(package="samplenet")
+@register_family("soundstream")
+class SoundStream(AudioModel):
+    """Neural audio codec (Zeghidour et al., 2021).
+
+    Audio ``(batch, time)`` -> ``SeanetEncoder`` (``latent_dim``-d frames every
+    ``hop = prod(strides)`` samples) -> ``ResidualVectorQuantizer`` (``num_quantizers``
+    codebooks of ``codebook_size``) -> ``SeanetDecoder`` -> audio. Bitrate:
+    ``sample_rate / hop * num_quantizers * log2(codebook_size)`` bit/s (``bitrate_kbps``).
+
+    Any input length: the audio is padded with zeros on the right to a multiple of ``hop``
+    and the reconstruction is trimmed back to the input length. ``encode`` therefore returns
+    ``ceil(time / hop)`` frames, and ``decode`` returns ``frames * hop`` samples unless told
+    ``num_samples``.
+
+    Training objective (``train_step``): ``l1_weight * L1(waveform) + mel_weight *
+    multi-scale mel loss (mel_windows, num_mels) + commitment_weight * mean commitment loss
+    over quantizers`` [``+ multiscale_waveform_weight * downsampled-waveform loss``]
+    [``+ adversarial_weight * hinge + feature_weight * feature matching``]. With
+    ``adversarial``, a ``MultiScaleSTFTDiscriminator`` is trained in the same step by its own
+    Adam optimizer (``discriminator_learning_rate``, betas 0.5, 0.9) on the hinge loss.
+    ``test_step`` reports the same losses without updating anything, with all quantizers.
+
+    Metrics: ``loss``, ``l1_loss``, ``mel_loss``, ``commitment_loss``, [``waveform_loss``],
+    [``adversarial_loss``, ``feature_loss``, ``discriminator_loss``], ``perplexity_1`` ...
+    ``perplexity_N`` (usage of each codebook in the batch, 1 .. codebook_size) and ``si_sdr``
+    (dB, mean over the batch).
+
+    Downsampled-waveform objective (``multiscale_waveform_weight > 0``): after each decoder
+    upsampling block ``k`` (coarsest first), the channel mean of its output must match the
+    input averaged over windows of the upsampling still to come; stage ``k`` weighs
+    ``waveform_stage_weights[k]``, a non-trainable variable set each epoch from
+    ``waveform_schedule`` by ``codec_losses.WaveformCurriculum`` (``training_callbacks()``
+    returns it); without a schedule every stage weighs 1.
+
+    Args:
+      channels: first encoder convolution's channels (doubled at each stride).
+      strides: encoder downsampling factors (decoder: reversed).
+      latent_dim: size of a latent frame and of the codes' vectors.
+      num_quantizers, codebook_size, ema_decay, dead_code_threshold, quantizer_dropout: the
+        residual vector quantizer's (see ``ResidualVectorQuantizer``).
+      sample_rate: Hz.
+      segment_samples: training segment length in samples.
+      commitment_weight, l1_weight, mel_weight: loss weights (EnCodec: L1 0.1, mel 1).
+      mel_windows, num_mels: scales of the mel loss (SoundStream: 64 .. 2048, 64 bands).
+      adversarial: train with the STFT discriminator.
+      adversarial_weight, feature_weight: generator's adversarial and feature-matching
+        weights (EnCodec: 3 and 3).
+      discriminator_windows, discriminator_channels, discriminator_learning_rate: the
+        discriminator's STFT windows, width and Adam learning rate.
+      multiscale_waveform_weight: weight of the downsampled-waveform objective (0 = off).
+      waveform_schedule: its curriculum, ``[[first_epoch, [w_1, ..., w_S]], ...]`` with one
+        weight per stride (see ``codec_losses.check_waveform_schedule``), or None.
+    """
+
+    data_kind = "segments"
+
+    def __init__(self, channels=32, strides=(2, 4, 5, 8), latent_dim=128, num_quantizers=8,
+                 codebook_size=1024, sample_rate=16000, segment_samples=16000,
+                 commitment_weight=1.0, ema_decay=0.99, dead_code_threshold=0.1,
+                 quantizer_dropout=1.0, l1_weight=0.1, mel_weight=1.0,
+                 mel_windows=codec_losses.MEL_WINDOWS, num_mels=64, adversarial=False,
+                 adversarial_weight=3.0, feature_weight=3.0,
+                 discriminator_windows=DISCRIMINATOR_WINDOWS, discriminator_channels=32,
+                 discriminator_learning_rate=2e-4, multiscale_waveform_weight=0.0,
+                 waveform_schedule=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("channels", channels), ("latent_dim", latent_dim),
+                            ("sample_rate", sample_rate), ("segment_samples", segment_samples),
+                            ("num_mels", num_mels),
+                            ("discriminator_channels", discriminator_channels)):
+            _positive_int(name, value)
+        for name, value in (("commitment_weight", commitment_weight),
+                            ("l1_weight", l1_weight), ("mel_weight", mel_weight),
+                            ("adversarial_weight", adversarial_weight),
+                            ("feature_weight", feature_weight),
+                            ("multiscale_waveform_weight", multiscale_waveform_weight)):
+            _non_negative(name, value)
+        if not isinstance(adversarial, bool):
+            raise ValueError(f"adversarial must be true or false, got {adversarial!r}")
+        if isinstance(discriminator_learning_rate, bool) or not isinstance(
+                discriminator_learning_rate, (int, float)) or not discriminator_learning_rate > 0:
+            raise ValueError(f"discriminator_learning_rate must be > 0, got "
+                             f"{discriminator_learning_rate!r}")
+        self.encoder = SeanetEncoder(channels, strides, latent_dim, name="encoder")
+        self.quantizer = ResidualVectorQuantizer(
+            num_quantizers, codebook_size, ema_decay=ema_decay,
+            dead_code_threshold=dead_code_threshold, quantizer_dropout=quantizer_dropout,
+            name="quantizer")
+        self.decoder = SeanetDecoder(channels, strides, name="decoder")
+        self.channels = channels
+        self.strides = self.encoder.strides
+        self.latent_dim = latent_dim
+        self.num_quantizers = num_quantizers
+        self.codebook_size = codebook_size
+        self.sample_rate = sample_rate
+        self.segment_samples = segment_samples
+        self.commitment_weight = commitment_weight
+        self.ema_decay = ema_decay
+        self.dead_code_threshold = dead_code_threshold
+        self.quantizer_dropout = quantizer_dropout
+        self.l1_weight = l1_weight
+        self.mel_weight = mel_weight
+        self.mel_windows = _windows("mel_windows", mel_windows, segment_samples)
+        self.num_mels = num_mels
+        self.adversarial = adversarial
+        self.adversarial_weight = adversarial_weight
+        self.feature_weight = feature_weight
+        self.discriminator_windows = _windows("discriminator_windows", discriminator_windows,
+                                              segment_samples if adversarial else None)
+        self.discriminator_channels = discriminator_channels
+        self.discriminator_learning_rate = discriminator_learning_rate
+        self.multiscale_waveform_weight = multiscale_waveform_weight
+        if waveform_schedule is not None:
+            if not multiscale_waveform_weight > 0:
+                raise ValueError("waveform_schedule needs multiscale_waveform_weight > 0, got "
+                                 f"{multiscale_waveform_weight!r}")
+            waveform_schedule = codec_losses.check_waveform_schedule(waveform_schedule,
+                                                                     len(self.strides))
+        self.waveform_schedule = waveform_schedule
+
+        if adversarial:
+            self.discriminator = MultiScaleSTFTDiscriminator(
+                self.discriminator_windows, discriminator_channels, name="discriminator")
+            self.discriminator_optimizer = keras.optimizers.Adam(
+                learning_rate=discriminator_learning_rate, beta_1=0.5, beta_2=0.9,
+                name="discriminator_optimizer")
+        names = ["loss", "l1_loss", "mel_loss", "commitment_loss"]
+        if multiscale_waveform_weight > 0:
+            names.append("waveform_loss")
+        if adversarial:
+            names += ["adversarial_loss", "feature_loss", "discriminator_loss"]
+        names += [f"perplexity_{i + 1}" for i in range(num_quantizers)] + ["si_sdr"]
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    # ----- structure ---------------------------------------------------------------------
+    @property
+    def hop(self):
+        """Audio samples per code frame."""
+        return self.encoder.hop
+
+    @property
+    def frame_rate(self):
+        """Code frames per second."""
+        return self.sample_rate / self.hop
+
+    def bitrate_kbps(self, num_quantizers=None):
+        """Bitrate in kbit/s using the first ``num_quantizers`` codebooks (default all)."""
+        return codec_metrics.bitrate_kbps(self.sample_rate, self.hop,
+                                          num_quantizers or self.num_quantizers,
+                                          self.codebook_size)
+
+    def build(self, input_shape=None):
+        self.encoder.build((None, None))
+        self.quantizer.build((None, None, self.latent_dim))
+        self.decoder.build((None, None, self.latent_dim))
+        if self.adversarial:
+            self.discriminator.build((None, None))
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+        if self.multiscale_waveform_weight > 0:
+            initial = codec_losses.curriculum_weights(self.waveform_schedule, 0) \
+                if self.waveform_schedule else [1.0] * len(self.strides)
+            self.waveform_stage_weights = self.add_weight(
+                name="waveform_stage_weights", shape=(len(self.strides),), trainable=False,
+                initializer=keras.initializers.Constant(initial))
+        self.built = True
+
+    def data_options(self):
+        return {"segment_samples": self.segment_samples}
+
+    def example_batch(self, batch_size=1):
+        return {"audio": np.zeros((batch_size, self.segment_samples), np.float32)}
+
+    def training_callbacks(self):
+        """Callbacks this model needs during ``fit``: the waveform curriculum, if scheduled."""
+        if self.waveform_schedule is None:
+            return []
+        return [codec_losses.WaveformCurriculum(self.waveform_schedule)]
+
+    # ----- codec -------------------------------------------------------------------------
+    def _pad(self, audio):
+        audio = tf.convert_to_tensor(audio, tf.float32)
+        if audio.shape.rank != 2:
+            raise ValueError(f"audio must be (batch, time), got shape {audio.shape}")
+        extra = tf.math.floormod(-tf.shape(audio)[1], self.hop)
+        return tf.pad(audio, [[0, 0], [0, extra]])
+
+    def _forward(self, audio, training=False, num_quantizers=None):
+        """Audio ``(batch, time)`` -> ``(reconstruction (batch, time), padded input,
+        quantizer details, decoder stages)``."""
+        padded = self._pad(audio)
+        latent = self.encoder(padded)
+        details = self.quantizer(latent, training=training, num_quantizers=num_quantizers,
+                                 return_details=True)
+        decoded, stages = self.decoder(details["quantized"], return_stages=True)
+        return decoded[:, :tf.shape(audio)[1]], padded, details, stages
+
+    def call(self, inputs, training=False):
+        """Reconstruction ``(batch, time)`` of ``inputs`` (an audio tensor or a dict with
+        ``"audio"``) through all quantizers (quantizer dropout and codebook updates when
+        ``training``)."""
+        audio = inputs["audio"] if isinstance(inputs, dict) else inputs
+        return self._forward(audio, training=training)[0]
+
+    def encode(self, audio, num_quantizers=None):
+        """Audio ``(batch, time)`` -> int32 codes ``(batch, n, ceil(time / hop))`` using the
+        first ``num_quantizers`` codebooks (default all)."""
+        self.ensure_built()
+        return self.quantizer.encode(self.encoder(self._pad(audio)), num_quantizers)
+
+    def decode(self, codes, num_samples=None):
+        """Codes ``(batch, n, frames)`` (from the first n codebooks) -> audio float32
+        ``(batch, frames * hop)``, trimmed to ``num_samples`` if given."""
+        self.ensure_built()
+        audio = self.decoder(self.quantizer.decode(codes))
+        return audio if num_samples is None else audio[:, :num_samples]
+
+    def encode_stream(self, chunks, num_quantizers=None):
+        """Encode a long signal chunk by chunk, carrying every convolution's left context.
+
+        Args:
+          chunks: iterable of float audio ``(batch, time_k)``; every ``time_k`` must be a
+            multiple of ``hop`` except the last one's (padded with zeros, as ``encode`` pads).
+          num_quantizers: codebooks to use (default all).
+        Yields NumPy int32 codes ``(batch, n, ceil(time_k / hop))``; concatenated along the
+        last axis they equal ``encode`` of the concatenated chunks.
+        """
+        self.ensure_built()
+        state, finished = None, False
+        for chunk in chunks:
+            chunk = tf.convert_to_tensor(chunk, tf.float32)
+            if finished:
+                raise ValueError(f"only the last chunk may have a length that is not a multiple "
+                                 f"of the hop ({self.hop})")
+            finished = chunk.shape[1] % self.hop != 0
+            if state is None:
+                state = self.encoder.initial_state(chunk.shape[0])
+            latent, state = self.encoder.stream(self._pad(chunk), state)
+            yield self.quantizer.encode(latent, num_quantizers).numpy()
+
+    def decode_stream(self, code_chunks, num_samples=None):
+        """Decode codes chunk by chunk with carried decoder state.
+
+        Args:
+          code_chunks: iterable of int codes ``(batch, n, frames_k)``.
+          num_samples: stop after this many samples in total (None = all).
+        Yields NumPy float32 audio ``(batch, frames_k * hop)`` (the last chunk trimmed to
+        ``num_samples``); concatenated, they equal ``decode`` of the concatenated codes.
+        """
+        self.ensure_built()
+        state, emitted = None, 0
+        for codes in code_chunks:
+            latent = self.quantizer.decode(codes)
+            if state is None:
+                state = self.decoder.initial_state(latent.shape[0])
+            audio, state = self.decoder.stream(latent, state)
+            audio = audio.numpy()
+            if num_samples is not None:
+                audio = audio[:, :max(num_samples - emitted, 0)]
+            emitted += audio.shape[1]
+            yield audio
+
+    # ----- training ----------------------------------------------------------------------
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @staticmethod
+    def _audio(data):
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        return tf.cast(data["audio"] if isinstance(data, dict) else data, tf.float32)
+
+    def _objective(self, audio, training):
+        """Forward pass and every loss term; ``(total generator loss, terms, discriminator
+        loss or None, reconstruction, quantizer details)``."""
+        reconstruction, padded, details, stages = self._forward(audio, training=training)
+        terms = {
+            "l1_loss": codec_losses.waveform_l1_loss(audio, reconstruction),
+            "mel_loss": codec_losses.multiscale_mel_loss(audio, reconstruction, self.sample_rate,
+                                                         self.mel_windows, self.num_mels),
+            "commitment_loss": tf.reduce_mean(details["commitment_losses"]),
+        }
+        total = (self.l1_weight * terms["l1_loss"] + self.mel_weight * terms["mel_loss"]
+                 + self.commitment_weight * terms["commitment_loss"])
+        if self.multiscale_waveform_weight > 0:
+            terms["waveform_loss"] = codec_losses.downsampled_waveform_loss(
+                padded, stages, self.decoder.stage_factors, self.waveform_stage_weights)
+            total += self.multiscale_waveform_weight * terms["waveform_loss"]
+        discriminator_loss = None
+        if self.adversarial:
+            outputs = self.discriminator(tf.concat([audio, reconstruction], axis=0))
+            real = [[tf.split(f, 2, axis=0)[0] for f in scale] for scale in outputs]
+            fake = [[tf.split(f, 2, axis=0)[1] for f in scale] for scale in outputs]
+            terms["adversarial_loss"] = codec_losses.generator_hinge_loss(
+                [scale[-1] for scale in fake])
+            terms["feature_loss"] = codec_losses.feature_matching_loss(
+                [scale[:-1] for scale in real], [scale[:-1] for scale in fake])
+            discriminator_loss = codec_losses.discriminator_hinge_loss(
+                [scale[-1] for scale in real], [scale[-1] for scale in fake])
+            total += (self.adversarial_weight * terms["adversarial_loss"]
+                      + self.feature_weight * terms["feature_loss"])
+        return total, terms, discriminator_loss, reconstruction, details
+
+    def _update_metrics(self, audio, total, terms, discriminator_loss, reconstruction,
+                        details):
+        self.trackers["loss"].update_state(total)
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        if discriminator_loss is not None:
+            self.trackers["discriminator_loss"].update_state(discriminator_loss)
+        for i in range(self.num_quantizers):
+            self.trackers[f"perplexity_{i + 1}"].update_state(details["perplexities"][i])
+        self.trackers["si_sdr"].update_state(
+            tf.reduce_mean(codec_metrics.si_sdr_db(audio, reconstruction)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def _build_optimizer(self):
+        """Create the optimizer's variables over all trainable variables (as Keras does when
+        it restores a compiled model); the step then updates the encoder and decoder only."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def make_train_function(self, force=False):
+        # Variables created before tracing: the step is traced once instead of twice.
+        self.ensure_built()
+        self._build_optimizer()
+        return super().make_train_function(force)
+
+    def train_step(self, data):
+        audio = self._audio(data)
+        self._build_optimizer()
+        generator_variables = self.encoder.trainable_variables + \
+            self.decoder.trainable_variables
+        with tf.GradientTape() as tape, tf.GradientTape() as discriminator_tape:
+            total, terms, discriminator_loss, reconstruction, details = self._objective(
+                audio, training=True)
+            scaled = self.optimizer.scale_loss(total) \
+                if hasattr(self.optimizer, "scale_loss") else total
+        gradients = tape.gradient(scaled, generator_variables)
+        self.optimizer.apply(gradients, generator_variables)
+        if self.adversarial:
+            variables = self.discriminator.trainable_variables
+            self.discriminator_optimizer.apply(
+                discriminator_tape.gradient(discriminator_loss, variables), variables)
+        return self._update_metrics(audio, total, terms, discriminator_loss, reconstruction,
+                                    details)
+
+    def test_step(self, data):
+        audio = self._audio(data)
+        return self._update_metrics(audio, *self._objective(audio, training=False))
+
+    def get_config(self):
+        return {"channels": self.channels, "strides": list(self.strides),
+                "latent_dim": self.latent_dim, "num_quantizers": self.num_quantizers,
+                "codebook_size": self.codebook_size, "sample_rate": self.sample_rate,
+                "segment_samples": self.segment_samples,
+                "commitment_weight": self.commitment_weight, "ema_decay": self.ema_decay,
+                "dead_code_threshold": self.dead_code_threshold,
+                "quantizer_dropout": self.quantizer_dropout, "l1_weight": self.l1_weight,
+                "mel_weight": self.mel_weight, "mel_windows": list(self.mel_windows),
+                "num_mels": self.num_mels, "adversarial": self.adversarial,
+                "adversarial_weight": self.adversarial_weight,
+                "feature_weight": self.feature_weight,
+                "discriminator_windows": list(self.discriminator_windows),
+                "discriminator_channels": self.discriminator_channels,
+                "discriminator_learning_rate": self.discriminator_learning_rate,
+                "multiscale_waveform_weight": self.multiscale_waveform_weight,
+                "waveform_schedule": self.waveform_schedule}

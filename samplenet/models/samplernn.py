@@ -409,30 +409,9 @@ class SampleRNN(AudioModel):
                                  self.compute_dtype) for tier in self.tiers]
         return (tf.constant(0), window, states, conditioning)
 
-    def _labels(self, condition, batch_size):
-        if not self.num_classes:
-            if condition is not None:
-                raise ValueError("condition was given but the model has num_classes=0")
-            return None
-        if condition is None:  # one class per row, cycling through the classes
-            return np.arange(batch_size, dtype=np.int32) % self.num_classes
-        labels = np.broadcast_to(np.asarray(condition, np.int64).reshape(-1), (batch_size,))
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f"condition must be class ids in [0, {self.num_classes}), "
-                             f"got {condition!r}")
-        return labels.astype(np.int32)
-
     def _prime_codes(self, prime, batch_size):
-        if prime is None:
-            return None
-        prime = np.asarray(prime, np.float32)
-        if prime.ndim == 1:
-            prime = prime[None]
-        if prime.ndim != 2 or prime.shape[0] not in (1, batch_size) or prime.shape[1] == 0:
-            raise ValueError(f"prime must be audio (time,) or (1 or batch, time), got shape "
-                             f"{prime.shape}")
-        codes = encode(prime, self.q_levels, self.quantization)
-        return np.ascontiguousarray(np.broadcast_to(codes, (batch_size, codes.shape[1])))
+        audio = sampling.check_prime(prime, batch_size)
+        return None if audio is None else encode(audio, self.q_levels, self.quantization)
 
     def generate_chunks(self, num_samples, batch_size=1, temperature=1.0, seed=None,
                         prime=None, condition=None, chunk_samples=16000):
@@ -447,8 +426,8 @@ class SampleRNN(AudioModel):
           prime: audio in [-1, 1], ``(time,)`` or ``(1 or batch, time)``, any length; the tiers
             run over it (left-padded with silence to whole top frames) and generation
             continues it. The prime itself is not part of the output.
-          condition: class ids ``(batch,)`` or a scalar (models with ``num_classes``); None
-            cycles through the classes.
+          condition: class ids ``(batch,)`` or one id for all (required when
+            ``num_classes`` > 0, else None).
           chunk_samples: samples per chunk (rounded up to whole top frames).
         Yields:
           ``(codes int32 (batch, n), audio float32 (batch, n))`` NumPy chunks.
@@ -458,7 +437,7 @@ class SampleRNN(AudioModel):
         _positive_int("batch_size", int(batch_size) if isinstance(batch_size, np.integer)
                       else batch_size)
         temperature = sampling.check_temperature(temperature, batch_size)
-        labels = self._labels(condition, batch_size)
+        labels = sampling.check_condition(condition, batch_size, self.num_classes)
         self.ensure_built()
         seed = tf.constant(sampling.make_seed(seed))
         chunk = max(self.overlap, -(-int(chunk_samples) // self.overlap) * self.overlap)

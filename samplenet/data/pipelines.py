@@ -85,6 +85,12 @@ def _pipeline_batch_size(batch_size, input_context):
     return input_context.get_per_replica_batch_size(batch_size)
 
 
+def _replicas_per_pipeline(input_context):
+    if input_context is None:
+        return 1
+    return max(1, input_context.num_replicas_in_sync // input_context.num_input_pipelines)
+
+
 def _check_labels(source, with_labels):
     if with_labels and not source.num_classes:
         raise ValueError(f"with_labels=True but source {source.name!r} is unlabelled "
@@ -294,7 +300,10 @@ def tbptt_dataset(source, split, *, batch_size, seq_len, overlap, example_second
 
     Args:
       source: a ``samplenet.data`` source; split: "train", "valid", "test" or "all".
-      batch_size: global batch (number of lanes; per pipeline with ``input_context``).
+      batch_size: global batch, one lane per row. With ``input_context`` each element holds
+        ``get_per_replica_batch_size(batch_size)`` rows; a pipeline feeding R replicas runs R
+        times as many lanes and yields each step as R consecutive elements, one per replica,
+        so every replica sees its own lanes continue from one of its batches to the next.
       seq_len: targets per subsequence; overlap: samples of context before them.
       example_seconds: length of one example in seconds.
       q_levels, quantization: see ``samplenet.quantization``.
@@ -322,7 +331,8 @@ def tbptt_dataset(source, split, *, batch_size, seq_len, overlap, example_second
         example_at = _shuffled_stream(num_examples, seed)
     else:
         example_at = _ordered_stream(num_examples)
-    schedule = _lane_schedule(-(-table["length"] // seq_len), batch, example_at)
+    replicas = _replicas_per_pipeline(input_context)
+    schedule = _lane_schedule(-(-table["length"] // seq_len), batch * replicas, example_at)
     if not repeat:
         schedule = schedule.take_while(lambda example, _: tf.reduce_any(example >= 0))
     make = _subsequence_batch(table, store, seq_len, overlap, q_levels, quantization)
@@ -333,7 +343,12 @@ def tbptt_dataset(source, split, *, batch_size, seq_len, overlap, example_second
             del elements["label"]
         return elements
 
-    return _finish(schedule.map(batch_of, num_parallel_calls=AUTOTUNE, deterministic=True))
+    dataset = schedule.map(batch_of, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if replicas > 1:
+        # tf.distribute hands a pipeline's consecutive elements to its replicas in turn: each
+        # step is cut into one batch per replica, so replica r keeps lanes [r*B, (r+1)*B).
+        dataset = dataset.rebatch(batch, drop_remainder=True)
+    return _finish(dataset)
 
 
 # --------------------------------------------------------------------------- windows, segments

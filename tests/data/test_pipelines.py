@@ -420,3 +420,19 @@ def test_training_dataset_unknown_data_key_raises():
     with pytest.raises(ValueError, match="exmaple_seconds"):
         pipelines.training_dataset(FakeModel("segments"), FakeSource([60]), batch_size=2,
                                    exmaple_seconds=1.0)
+
+
+def test_tbptt_dataset_pipeline_feeding_two_replicas_keeps_lanes_per_replica():
+    # tf.distribute gives a pipeline's elements to its replicas in turn: elements 0, 2, 4, ...
+    # go to replica 0 and must continue its lanes; 1, 3, 5, ... likewise for replica 1.
+    lengths = [5, 30, 130, 17, 50, 51]
+    source = FakeSource(lengths)
+    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                         num_replicas_in_sync=2)
+    elements = _take(_tbptt(source, batch_size=4, repeat=False, input_context=context), 1000)
+    assert len(elements) % 2 == 0 and elements[0]["reset"].shape == (2,)
+    found = []
+    for replica in range(2):
+        for examples in _lane_examples(elements[replica::2], overlap=4):
+            found += [tuple(t) for t in (_check_example(s, 4, 8) for s in examples) if len(t)]
+    assert sorted(found) == sorted(_expected_examples(source, lengths, 50))

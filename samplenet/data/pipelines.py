@@ -535,12 +535,14 @@ def _section_options(kind, section, model_options, sample_rate):
     if kind == "tbptt":
         return {key: section[key] for key in ("example_seconds",) if key in section}
     if kind == "windows":
-        options = {}
+        condition = _resolve_local_condition(section.get("local_condition", ""),
+                                             model_options.get("local_condition"))
+        options = {"local_condition": condition}
         if section.get("window_samples"):
             options["target_len"] = section["window_samples"]
-        if "local_condition" in section:
-            options["local_condition"] = _resolve_local_condition(
-                section["local_condition"], model_options.get("local_condition"))
+            if condition is not None:  # round the window up to whole conditioning frames
+                hop, context = condition["hop"], model_options.get("context", 0)
+                options["target_len"] = -(-(context + options["target_len"]) // hop) * hop - context
         return options
     if "segment_seconds" in section:
         _check_seconds("segment_seconds", section["segment_seconds"])
@@ -562,9 +564,10 @@ def training_dataset(model, source, split="train", *, batch_size, seed=0, repeat
     section (``data_section``, keys of ``registry.DATA_DEFAULTS``) that concern that pipeline:
 
     - "tbptt": ``example_seconds`` -> ``example_seconds``.
-    - "windows": ``window_samples`` -> ``target_len`` when > 0 (0 keeps the model's);
-      ``local_condition``: "" keeps the model's, "log-mel" requires the model's to be a log-mel
-      dict (else ValueError), a dict replaces it.
+    - "windows": ``local_condition``: "" keeps the model's, "log-mel" requires the model's to
+      be a log-mel dict (else ValueError), a dict replaces it; ``window_samples`` ->
+      ``target_len`` when > 0 (0 keeps the model's), rounded up so that ``context + target_len``
+      is a whole number of conditioning hops when locally conditioned.
     - "segments": ``segment_seconds`` -> ``segment_samples = round(segment_seconds *
       source.sample_rate)``.
 

@@ -414,6 +414,9 @@ def test_training_dataset_log_mel_needs_a_model_that_takes_it():
     spec = pipelines.training_dataset(model, FakeSource([60]), batch_size=2,
                                       local_condition="log-mel").element_spec
     assert spec["features"].shape == (2, 4, 3)
+    spec = pipelines.training_dataset(model, FakeSource([60]), batch_size=2,
+                                      window_samples=6).element_spec  # 4 + 6 -> 12 samples
+    assert spec["features"].shape == (2, 3, 3) and spec["mask"].shape == (2, 8)
 
 
 def test_training_dataset_unknown_data_key_raises():

@@ -96,7 +96,7 @@ class ToyAR(AudioModel):
         accuracy, _ = masked_accuracy(targets, logits, data["mask"])
         if self.nan_at_step > 0 and training:
             step = tf.cast(self.optimizer.iterations + 1, tf.float32)
-            loss = loss + tf.where(step >= self.nan_at_step, np.float32(np.nan), 0.0)
+            loss = loss * tf.where(step >= self.nan_at_step, np.float32(np.nan), 1.0)
         return loss, weight, accuracy
 
     def _update_metrics(self, loss, weight, accuracy):

@@ -41,6 +41,11 @@ def write_audio(name, audio, sample_rate, step):
     tf.summary.write(name, tf.stack([[wav, tf.constant("")]]), step=step, metadata=_AUDIO_METADATA)
 
 
+def optimizer_step(optimizer):
+    """The optimizer's step count (``iterations``) as an int, also for distributed variables."""
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
 def current_learning_rate(optimizer):
     """The optimizer's learning rate at its current step, as a float."""
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
@@ -63,8 +68,8 @@ def monitored(logs):
 class CheckpointWriter(keras.callbacks.Callback):
     """Write a checkpoint every ``every`` epochs (see ``samplenet.training.checkpoints``).
 
-    A checkpoint is never written when the monitored loss or any weight is not finite, so the
-    ``latest`` pointer keeps naming the last good weights after a divergence.
+    A checkpoint is never written when the training loss, the monitored loss or any weight is
+    not finite, so the ``latest`` pointer keeps naming the last good weights after a divergence.
 
     Args:
       checkpoints_dir: the run's ``checkpoints`` folder.
@@ -100,13 +105,14 @@ class CheckpointWriter(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         name, value = monitored(logs)
-        if not math.isfinite(value) or not weights_finite(self.model):
-            logging.warning("epoch %d: %s is %s or a weight is not finite; no checkpoint written",
-                            epoch + 1, name, value)
+        loss = float(logs.get("loss", 0.0))
+        if not (math.isfinite(value) and math.isfinite(loss) and weights_finite(self.model)):
+            logging.warning("epoch %d: the loss (%s), %s (%s) or a weight is not finite; no "
+                            "checkpoint written", epoch + 1, loss, name, value)
             return
         is_best = value < self.best_value
         state = {"epoch": epoch + 1,
-                 "step": int(self.model.optimizer.iterations),
+                 "step": optimizer_step(self.model.optimizer),
                  "val_loss": float(logs["val_loss"]) if "val_loss" in logs else None,
                  "monitor": name, "monitored_value": value,
                  "metrics": {k: float(v) for k, v in logs.items()},
@@ -146,8 +152,8 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
         if loss is None or math.isfinite(float(loss)) or self.message is not None:
             return
         self.message = (f"the training loss became {float(loss)} at epoch {self._epoch + 1}, "
-                        f"batch {batch + 1} (optimizer step {int(self.model.optimizer.iterations)}"
-                        "); training stopped")
+                        f"batch {batch + 1} (optimizer step "
+                        f"{optimizer_step(self.model.optimizer)}); training stopped")
         logging.error(self.message)
         self.model.stop_training = True
 
@@ -169,7 +175,7 @@ class CsvLog(keras.callbacks.Callback):
         if not self.is_chief:
             return
         logs = logs or {}
-        row = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations),
+        row = {"epoch": epoch + 1, "step": optimizer_step(self.model.optimizer),
                "learning_rate": current_learning_rate(self.model.optimizer),
                "seconds": round(time.monotonic() - self._epoch_start, 3),
                **{k: float(v) for k, v in logs.items()}}

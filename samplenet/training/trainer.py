@@ -14,7 +14,7 @@ from samplenet import data
 from samplenet.data import pipelines
 from samplenet.models import registry
 from samplenet.training import checkpoints
-from samplenet.training.callbacks import make_callbacks
+from samplenet.training.callbacks import make_callbacks, optimizer_step
 from samplenet.training.optimizers import make_optimizer
 from samplenet.training.run_dir import RunDir
 from samplenet.training.strategy import is_chief, is_distributed, make_strategy
@@ -101,7 +101,7 @@ def _start_epoch(run, model, optimizer, resume):
     best_value = checkpoints.read_state(best).get("monitored_value", math.inf) if best else \
         math.inf
     logging.info("resumed %s at epoch %d, optimizer step %d", latest, state["epoch"],
-                 int(optimizer.iterations))
+                 optimizer_step(optimizer))
     return state["epoch"], best_value, state.get("elapsed_seconds", 0.0)
 
 

@@ -51,7 +51,7 @@ def test_checkpoint_writer_skips_non_finite_weights(tmp_path, model):
 
 def test_checkpoint_writer_skips_non_finite_loss(tmp_path, model):
     writer = _attach(cb.CheckpointWriter(tmp_path), model)
-    writer.on_epoch_end(0, {"loss": math.nan})
+    writer.on_epoch_end(0, {"loss": math.nan, "val_loss": 1.0})
     assert checkpoints.latest_checkpoint(tmp_path) is None
 
 

@@ -59,7 +59,7 @@ class CausalConv1D(keras.layers.Layer):
                      if self.use_bias else None)
 
     def _finish(self, outputs):
-        return outputs + self.bias if self.use_bias else outputs
+        return outputs + tf.cast(self.bias, outputs.dtype) if self.use_bias else outputs
 
     def call(self, inputs):
         length = tf.shape(inputs)[1]
@@ -76,6 +76,15 @@ class CausalConv1D(keras.layers.Layer):
         channels = self.kernel.shape[1] if channels is None else channels
         return tf.zeros((self.cache_length, batch_size, channels), self.compute_dtype)
 
+    def cache_from_history(self, inputs, position):
+        """The cache for stepping from time ``position`` on, given the inputs of the times
+        just before it: ``inputs (batch, time >= cache_length, in_channels)`` ending at time
+        ``position - 1`` (so a parallel pass over a prime can replace stepping through it)."""
+        if self.cache_length == 0:
+            return self.initial_cache(tf.shape(inputs)[0], inputs.shape[-1])
+        last = tf.transpose(inputs[:, -self.cache_length:], [1, 0, 2])
+        return tf.roll(last, shift=tf.math.floormod(position, self.cache_length), axis=0)
+
     def step(self, inputs, cache, position):
         """One streaming step.
 
@@ -86,14 +95,15 @@ class CausalConv1D(keras.layers.Layer):
         Returns:
           ``(outputs (batch, filters), new cache)``.
         """
-        current = tf.matmul(inputs, self.kernel[-1])
+        kernel = tf.cast(self.kernel, inputs.dtype)
+        current = tf.matmul(inputs, kernel[-1])
         if self.cache_length == 0:
             return self._finish(current), cache
         lags = tf.constant([(self.kernel_size - 1 - k) * self.dilation_rate
                             for k in range(self.kernel_size - 1)], tf.int32)
         slots = tf.math.floormod(position - lags, self.cache_length)
         past = tf.gather(cache, slots)  # (kernel_size - 1, batch, in_channels), oldest first
-        outputs = current + tf.einsum("kbc,kcf->bf", past, self.kernel[:-1])
+        outputs = current + tf.einsum("kbc,kcf->bf", past, kernel[:-1])
         write = tf.reshape(tf.math.floormod(position, self.cache_length), (1, 1))
         cache = tf.tensor_scatter_nd_update(cache, write, inputs[None])
         return self._finish(outputs), cache

@@ -114,6 +114,11 @@ class GatedResidualBlock(keras.layers.Layer):
         """Zeros: the dilated convolution's past inputs before the start."""
         return self.dilated.initial_cache(batch_size, self.residual_channels)
 
+    def cache_from_history(self, inputs, position):
+        """The cache for stepping from ``position`` on, from the block inputs ``(batch, time,
+        residual_channels)`` of the times just before it (see ``CausalConv1D``)."""
+        return self.dilated.cache_from_history(inputs, position)
+
     def step(self, inputs, cache, position, global_condition=None, local_condition=None):
         """One time step: ``inputs (batch, residual_channels)`` at time ``position``,
         ``local_condition (batch, L)`` at that time -> ``(residual, skip, new cache)``."""

@@ -1,4 +1,5 @@
-"""In-graph sampling from categorical logits at a temperature, reproducible from a seed.
+"""In-graph sampling from categorical logits at a temperature, reproducible from a seed, and
+the host-side checks of the generation arguments every autoregressive model shares.
 
 The random numbers come from a counter-based integer hash computed with plain ``uint32`` tensor
 ops, so a seed gives the same samples eagerly, inside ``tf.function``, under
@@ -80,6 +81,44 @@ def check_temperature(temperature, batch_size):
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
     return np.broadcast_to(values, (batch_size,)).astype(np.float32)
+
+
+def check_prime(prime, batch_size):
+    """Validate priming audio: ``None``, or float audio ``(prime_len,)``, ``(1, prime_len)`` or
+    ``(batch_size, prime_len)`` in [-1, 1]. Returns ``None`` or float32 ``(batch_size,
+    prime_len)``; ``ValueError`` for another shape, an empty prime or non-finite values."""
+    if prime is None:
+        return None
+    audio = np.asarray(prime, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2 or audio.shape[0] not in (1, batch_size) or audio.shape[1] == 0:
+        raise ValueError(f"prime must be audio of shape (prime_len,), (1, prime_len) or "
+                         f"(batch_size={batch_size}, prime_len) with prime_len > 0, "
+                         f"got shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("prime contains NaN or infinite values")
+    return np.ascontiguousarray(np.broadcast_to(audio, (batch_size, audio.shape[1])))
+
+
+def check_condition(condition, batch_size, num_classes):
+    """Validate global-conditioning class ids for a model with ``num_classes`` classes (0 =
+    unconditioned, then ``condition`` must be None). Returns None or int32 ``(batch_size,)``."""
+    if num_classes == 0:
+        if condition is not None:
+            raise ValueError(f"condition: this model is not class-conditioned "
+                             f"(num_classes=0), got condition={condition!r}")
+        return None
+    if condition is None:
+        raise ValueError(f"condition: this model is conditioned on num_classes={num_classes} "
+                         f"classes; pass one class id per sequence (or one for all)")
+    ids = np.asarray(condition).reshape(-1)
+    if ids.size not in (1, batch_size) or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"condition must be one integer class id or {batch_size} of them, "
+                         f"got {condition!r}")
+    if np.any(ids < 0) or np.any(ids >= num_classes):
+        raise ValueError(f"condition ids must be in [0, {num_classes}), got {condition!r}")
+    return np.broadcast_to(ids, (batch_size,)).astype(np.int32)
 
 
 def sample_logits(logits, temperature, seed_pair):

@@ -54,6 +54,17 @@ def test_causal_conv1d_step_equals_call(width, dilation):
     np.testing.assert_allclose(np.stack(outputs, axis=1), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("width,dilation,split", [(1, 1, 5), (2, 8, 13), (3, 2, 9), (4, 3, 21)])
+def test_causal_conv1d_cache_from_history_continues_like_call(width, dilation, split):
+    layer = CausalConv1D(4, width, dilation_rate=dilation)
+    x = _inputs(length=30)
+    expected = layer(x).numpy()
+    cache = layer.cache_from_history(tf.constant(x[:, :split]), tf.constant(split))
+    for t in range(split, x.shape[1]):
+        y, cache = layer.step(tf.constant(x[:, t]), cache, tf.constant(t))
+        np.testing.assert_allclose(y.numpy(), expected[:, t], atol=1e-5)
+
+
 @pytest.mark.parametrize("width,dilation", [(1, 1), (2, 4), (3, 5)])
 def test_causal_conv1d_receptive_field_measured(width, dilation):
     layer = CausalConv1D(2, width, dilation_rate=dilation)

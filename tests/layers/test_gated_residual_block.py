@@ -85,6 +85,15 @@ def test_gated_residual_block_step_equals_call():
     np.testing.assert_allclose(np.stack([s for _, s in steps], 1), skip.numpy(), atol=1e-5)
 
 
+def test_gated_residual_block_cache_from_history_continues_like_call():
+    block = GatedResidualBlock(4, 6, 7, filter_width=3, dilation_rate=2)
+    _, skip = block(X)
+    cache = block.cache_from_history(tf.constant(X[:, :5]), tf.constant(5))
+    for t in range(5, X.shape[1]):
+        _, s, cache = block.step(tf.constant(X[:, t]), cache, tf.constant(t))
+        np.testing.assert_allclose(s.numpy(), skip.numpy()[:, t], atol=1e-5)
+
+
 def test_gated_residual_block_is_causal():
     block = GatedResidualBlock(4, 6, 7, filter_width=2, dilation_rate=2)
     changed = X.copy()

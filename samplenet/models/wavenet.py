@@ -1,0 +1,540 @@
+"""WaveNet (van den Oord et al., 2016): dilated causal convolutions with gated residual blocks,
+global (class) and local (frame-rate feature) conditioning, and fast cached generation.
+
+Timeline conventions:
+
+- ``call`` maps input codes ``samples[:, t]`` to ``logits[:, t]``, the distribution of sample
+  ``t + 1``; ``logits[:, t]`` depends on ``samples[:, t - receptive_field + 1 : t + 1]`` (zeros
+  before the start). Local-conditioning features are upsampled to one vector per input
+  sample: frame ``i`` conditions input positions ``[i*hop, (i+1)*hop)``.
+- Generation runs the same network one sample at a time over the sequence
+  ``history + generated``, where ``history`` is the prime, left-padded with silence up to the
+  receptive field (so the first prediction sees a full receptive field, as in training).
+  One parallel pass over the end of the history fills every layer's cache; then a compiled
+  loop steps sample by sample. The sample after input position ``t`` is drawn with the seed
+  ``step_seed(seed, t)``; the silence padding gets zero local conditioning.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from samplenet import quantization as quant
+from samplenet.layers.causal_conv1d import CausalConv1D
+from samplenet.layers.conditioning_upsampler import ConditioningUpsampler
+from samplenet.layers.gated_residual_block import GatedResidualBlock
+from samplenet.models.base import AudioModel
+from samplenet.models.registry import register_family
+from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
+                                    sample_logits, step_seed)
+from samplenet.training.losses import masked_accuracy, masked_cross_entropy, nats_to_bits
+
+
+def stacked_dilations(num_stacks, num_layers):
+    """``[1, 2, 4, ..., 2**(num_layers-1)]`` repeated ``num_stacks`` times."""
+    return [2 ** i for i in range(num_layers)] * num_stacks
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_positive_int(name, value):
+    _check_int(name, value, 1)
+
+
+@keras.saving.register_keras_serializable(package="samplenet")
+@register_family("wavenet")
+class WaveNet(AudioModel):
+    """WaveNet over quantized samples.
+
+    Args:
+      dilations: list of the dilation of every gated block, or None for ``num_stacks`` x
+        ``[1, 2, ..., 2**(num_layers-1)]``.
+      num_stacks, num_layers: used when ``dilations`` is None.
+      filter_width: taps of every dilated convolution.
+      input_width: taps of the causal input convolution.
+      residual_channels, dilation_channels, skip_channels: widths (see GatedResidualBlock).
+      q_levels, quantization: the sample quantization (``samplenet.quantization``).
+      num_classes: global conditioning on a class id when > 0 (embedded, projected into every
+        block).
+      local_condition_channels: log-mel bands of local conditioning when > 0 (upsampled by
+        ``ConditioningUpsampler``, projected into every block).
+      local_condition_hop: samples per conditioning frame.
+      embed_inputs: embed the input codes (``residual_channels`` wide) instead of one-hot.
+      sample_rate: Hz.
+      target_len: target samples per training window.
+    """
+
+    data_kind = "windows"
+
+    def __init__(self, dilations=None, num_stacks=5, num_layers=10, filter_width=2,
+                 input_width=2, residual_channels=32, dilation_channels=32, skip_channels=512,
+                 q_levels=256, quantization="mu-law", num_classes=0,
+                 local_condition_channels=0, local_condition_hop=256, embed_inputs=False,
+                 sample_rate=16000, target_len=4000, **kwargs):
+        super().__init__(**kwargs)
+        quant.check_quantization(q_levels, quantization)
+        if dilations is None:
+            _check_positive_int("num_stacks", num_stacks)
+            _check_positive_int("num_layers", num_layers)
+            resolved = stacked_dilations(num_stacks, num_layers)
+        else:
+            if isinstance(dilations, (str, bytes)) or not hasattr(dilations, "__len__") \
+                    or len(dilations) == 0:
+                raise ValueError(f"dilations must be a non-empty list of positive integers, "
+                                 f"got {dilations!r}")
+            for d in dilations:
+                _check_positive_int("dilations", d)
+            resolved = [int(d) for d in dilations]
+        for name, value in (("filter_width", filter_width), ("input_width", input_width),
+                            ("residual_channels", residual_channels),
+                            ("dilation_channels", dilation_channels),
+                            ("skip_channels", skip_channels), ("sample_rate", sample_rate),
+                            ("target_len", target_len),
+                            ("local_condition_hop", local_condition_hop)):
+            _check_positive_int(name, value)
+        _check_int("num_classes", num_classes, 0)
+        _check_int("local_condition_channels", local_condition_channels, 0)
+        if not isinstance(embed_inputs, bool):
+            raise ValueError(f"embed_inputs must be true or false, got {embed_inputs!r}")
+
+        self.dilations = None if dilations is None else list(resolved)
+        self.num_stacks = num_stacks
+        self.num_layers = num_layers
+        self.filter_width = filter_width
+        self.input_width = input_width
+        self.residual_channels = residual_channels
+        self.dilation_channels = dilation_channels
+        self.skip_channels = skip_channels
+        self.q_levels = q_levels
+        self.quantization = quantization
+        self.num_classes = num_classes
+        self.local_condition_channels = local_condition_channels
+        self.local_condition_hop = local_condition_hop
+        self.embed_inputs = embed_inputs
+        self.sample_rate = sample_rate
+        self.target_len = target_len
+        self.layer_dilations = tuple(resolved)
+
+        self.input_embedding = (keras.layers.Embedding(q_levels, residual_channels,
+                                                       name="input_embedding")
+                                if embed_inputs else None)
+        self.input_conv = CausalConv1D(residual_channels, input_width, name="input_conv")
+        self.label_embedding = (keras.layers.Embedding(num_classes, residual_channels,
+                                                       name="label_embedding")
+                                if num_classes else None)
+        self.upsampler = (ConditioningUpsampler(local_condition_channels, local_condition_hop,
+                                                name="upsampler")
+                          if local_condition_channels else None)
+        self.blocks = [
+            GatedResidualBlock(residual_channels, dilation_channels, skip_channels,
+                               filter_width=filter_width, dilation_rate=dilation,
+                               global_condition_channels=residual_channels if num_classes else 0,
+                               local_condition_channels=local_condition_channels,
+                               use_residual=i < len(resolved) - 1, name=f"block_{i}")
+            for i, dilation in enumerate(resolved)]
+        self.head_hidden = keras.layers.Dense(skip_channels, name="head_hidden")
+        self.head_logits = keras.layers.Dense(q_levels, name="head_logits")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+
+    # ----------------------------------------------------------------------------- structure
+    @property
+    def receptive_field(self):
+        """Input samples one prediction depends on:
+        ``(filter_width - 1) * sum(dilations) + input_width``."""
+        return (self.filter_width - 1) * sum(self.layer_dilations) + self.input_width
+
+    @property
+    def _encoded_channels(self):
+        return self.residual_channels if self.embed_inputs else self.q_levels
+
+    def build(self, input_shape=None):
+        if self.input_embedding is not None:
+            self.input_embedding.build((None, None))
+        self.input_conv.build((None, None, self._encoded_channels))
+        if self.label_embedding is not None:
+            self.label_embedding.build((None,))
+        if self.upsampler is not None:
+            self.upsampler.build((None, None, self.local_condition_channels))
+        for block in self.blocks:
+            block.build((None, None, self.residual_channels))
+        self.head_hidden.build((None, None, self.skip_channels))
+        self.head_logits.build((None, None, self.skip_channels))
+        self.built = True
+
+    def data_options(self):
+        """Windows of ``receptive_field`` context samples (so that the first target is
+        predicted from a full receptive field of real samples) plus ``target_len`` targets,
+        rounded up to a whole number of conditioning frames when locally conditioned."""
+        context, target_len = self.receptive_field, self.target_len
+        local_condition = None
+        if self.local_condition_channels:
+            hop = self.local_condition_hop
+            target_len = -(-(context + target_len) // hop) * hop - context
+            local_condition = {"kind": "log-mel", "hop": hop,
+                               "num_mels": self.local_condition_channels,
+                               "frame_length": 4 * hop}
+        return {"context": context, "target_len": target_len, "q_levels": self.q_levels,
+                "quantization": self.quantization, "with_labels": self.num_classes > 0,
+                "local_condition": local_condition}
+
+    def example_batch(self, batch_size=1):
+        """A small batch shaped like ``windows_dataset``'s elements (silence)."""
+        total = 2 * self.local_condition_hop if self.local_condition_channels else 16
+        batch = {"samples": np.full((batch_size, total),
+                                    quant.silence_code(self.q_levels, self.quantization),
+                                    np.int32),
+                 "audio": np.zeros((batch_size, total), np.float32),
+                 "mask": np.ones((batch_size, total // 2), np.float32)}
+        if self.num_classes:
+            batch["label"] = np.zeros((batch_size,), np.int32)
+        if self.local_condition_channels:
+            batch["features"] = np.zeros(
+                (batch_size, total // self.local_condition_hop, self.local_condition_channels),
+                np.float32)
+        return batch
+
+    # ------------------------------------------------------------------------ parallel pass
+    def _encode(self, codes):
+        """int32 codes ``(...)`` -> ``(..., encoded channels)``: one-hot or embedding."""
+        if self.input_embedding is not None:
+            return self.input_embedding(codes)
+        return tf.one_hot(codes, self.q_levels, dtype=self.compute_dtype)
+
+    def _label_vector(self, label):
+        """Class ids ``(batch,)`` -> ``(batch, residual_channels)``, or None if unconditioned."""
+        if not self.num_classes:
+            return None
+        if label is None:
+            raise ValueError(f"this WaveNet is class-conditioned (num_classes="
+                             f"{self.num_classes}): inputs need a 'label'")
+        return self.label_embedding(label)
+
+    def _upsampled(self, features, length):
+        """Frame features ``(batch, frames, channels)`` -> ``(batch, length, channels)`` (cut,
+        or zero-padded at the end), or None if not locally conditioned."""
+        if not self.local_condition_channels:
+            return None
+        if features is None:
+            raise ValueError(f"this WaveNet is locally conditioned (local_condition_channels="
+                             f"{self.local_condition_channels}): inputs need 'features'")
+        upsampled = self.upsampler(features)[:, :length]
+        missing = length - tf.shape(upsampled)[1]
+        return tf.pad(upsampled, [[0, 0], [0, missing], [0, 0]])
+
+    def _head(self, skips):
+        return self.head_logits(tf.nn.relu(self.head_hidden(tf.nn.relu(skips))))
+
+    def logits_from_encoded(self, encoded, label_vector=None, local=None, output_from=0,
+                            layer_inputs=None):
+        """The network after the input encoding (differentiable in ``encoded``, which is how
+        tests measure the receptive field by gradients).
+
+        Args:
+          encoded: float ``(batch, time, q_levels)`` one-hot codes, or ``(batch, time,
+            residual_channels)`` embeddings when ``embed_inputs``.
+          label_vector: embedded class ``(batch, residual_channels)`` or None.
+          local: upsampled conditioning ``(batch, time, local_condition_channels)`` or None.
+          output_from: first time position whose logits are computed.
+          layer_inputs: if a list, the input of every cached layer (input conv, then each
+            block) is appended to it.
+        Returns:
+          logits ``(batch, time - output_from, q_levels)``.
+        """
+        if layer_inputs is not None:
+            layer_inputs.append(encoded)
+        hidden = self.input_conv(encoded)
+        skips = None
+        for block in self.blocks:
+            if layer_inputs is not None:
+                layer_inputs.append(hidden)
+            hidden, skip = block(hidden, global_condition=label_vector, local_condition=local)
+            skip = skip[:, output_from:]
+            skips = skip if skips is None else skips + skip
+        return self._head(skips)
+
+    def _network(self, codes, label_vector, local, output_from=0, layer_inputs=None):
+        """``logits_from_encoded`` of int32 codes ``(batch, time)``."""
+        return self.logits_from_encoded(self._encode(codes), label_vector, local, output_from,
+                                        layer_inputs)
+
+    def call(self, inputs, training=None):
+        """``inputs``: ``samples`` int32 ``(batch, time)``, ``label`` int32 ``(batch,)`` when
+        ``num_classes`` > 0, ``features`` float32 ``(batch, time // hop, channels)`` when
+        locally conditioned. Returns logits ``(batch, time, q_levels)``; ``logits[:, t]``
+        predicts ``samples[:, t + 1]``."""
+        samples = inputs["samples"]
+        local = self._upsampled(inputs.get("features"), tf.shape(samples)[1])
+        return self._network(samples, self._label_vector(inputs.get("label")), local)
+
+    # ----------------------------------------------------------------------------- training
+    def _loss_and_metrics(self, data, training):
+        """Cross-entropy of the last ``target_len`` samples (``mask``'s length) of each window;
+        only the head of those positions is computed."""
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        samples, mask = data["samples"], data["mask"]
+        total, target_len = tf.shape(samples)[1], tf.shape(mask)[1]
+        local = self._upsampled(data.get("features"), total)
+        logits = self._network(samples[:, :-1], self._label_vector(data.get("label")),
+                               None if local is None else local[:, :-1],
+                               output_from=total - target_len - 1)
+        targets = samples[:, total - target_len:]
+        loss, weight = masked_cross_entropy(targets, logits, mask)
+        accuracy, _ = masked_accuracy(targets, logits, mask)
+        return loss, weight, accuracy
+
+    def _update_metrics(self, loss, weight, accuracy):
+        self.loss_tracker.update_state(loss, sample_weight=weight)
+        self.bits_tracker.update_state(nats_to_bits(loss), sample_weight=weight)
+        self.accuracy_tracker.update_state(accuracy, sample_weight=weight)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, weight, accuracy = self._loss_and_metrics(data, training=True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self._update_metrics(loss, weight, accuracy)
+
+    def test_step(self, data):
+        return self._update_metrics(*self._loss_and_metrics(data, training=False))
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.bits_tracker, self.accuracy_tracker]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dilations=None if self.dilations is None else list(self.dilations),
+                      num_stacks=self.num_stacks, num_layers=self.num_layers,
+                      filter_width=self.filter_width, input_width=self.input_width,
+                      residual_channels=self.residual_channels,
+                      dilation_channels=self.dilation_channels,
+                      skip_channels=self.skip_channels, q_levels=self.q_levels,
+                      quantization=self.quantization, num_classes=self.num_classes,
+                      local_condition_channels=self.local_condition_channels,
+                      local_condition_hop=self.local_condition_hop,
+                      embed_inputs=self.embed_inputs, sample_rate=self.sample_rate,
+                      target_len=self.target_len)
+        return config
+
+    # --------------------------------------------------------------------- fast generation
+    def _initial_caches(self, batch_size):
+        """Zero caches: per layer, the ring buffer of its last ``dilation*(width-1)`` inputs."""
+        return ([self.input_conv.initial_cache(batch_size, self._encoded_channels)]
+                + [block.initial_cache(batch_size) for block in self.blocks])
+
+    def _caches_from_history(self, history, label, features, pad):
+        """Caches for stepping from the last history sample on, by one parallel pass over the
+        ``receptive_field - 1`` samples before it (enough for every layer's cache)."""
+        start, end = history.shape[1] - self.receptive_field, history.shape[1] - 1
+        layer_inputs = []
+        label_vector = self._label_vector(None if label is None else tf.constant(label))
+        self._network(tf.constant(history[:, start:end]), label_vector,
+                      self._sequence_local(features, start, end - start, pad),
+                      output_from=end - start, layer_inputs=layer_inputs)
+        layers = [self.input_conv] + self.blocks
+        return [layer.cache_from_history(inputs, tf.constant(end))
+                for layer, inputs in zip(layers, layer_inputs)]
+
+    def _step(self, caches, codes, position, label_vector, local):
+        """One sample: input codes ``(batch,)`` at ``position`` -> ``(logits (batch, q_levels),
+        new caches)``; ``local`` is the conditioning ``(batch, channels)`` at that position."""
+        hidden, first = self.input_conv.step(self._encode(codes), caches[0], position)
+        new_caches, skips = [first], None
+        for block, cache in zip(self.blocks, caches[1:]):
+            hidden, skip, cache = block.step(hidden, cache, position,
+                                             global_condition=label_vector,
+                                             local_condition=local)
+            new_caches.append(cache)
+            skips = skip if skips is None else skips + skip
+        return self._head(skips), new_caches
+
+    @tf.function(jit_compile=True)
+    def _forced_loop(self, caches, codes, position, label, local, return_logits):
+        """Feed given codes ``(batch, steps)`` (teacher forcing) from ``position`` on.
+
+        Returns ``(logits (batch, steps, q_levels) or a dummy 0, new caches)``.
+        """
+        label_vector = self._label_vector(label)
+        steps = codes.shape[1]
+        logits_out = (tf.TensorArray(tf.float32, size=steps) if return_logits
+                      else tf.constant(0.0))
+
+        def body(k, caches, logits_out):
+            local_k = None if local is None else local[:, k]
+            logits, caches = self._step(caches, codes[:, k], position + k, label_vector,
+                                        local_k)
+            if return_logits:
+                logits_out = logits_out.write(k, tf.cast(logits, tf.float32))
+            return k + 1, caches, logits_out
+
+        _, caches, logits_out = tf.while_loop(lambda k, *_: k < steps, body,
+                                              (tf.constant(0), caches, logits_out))
+        if return_logits:
+            logits_out = tf.transpose(logits_out.stack(), [1, 0, 2])
+        return logits_out, caches
+
+    @tf.function(jit_compile=True)
+    def _free_loop(self, caches, current, position, label, local, temperature, seed,
+                   num_steps):
+        """Sample ``num_steps`` codes, the first predicted from input ``current`` at
+        ``position``. Returns ``(codes (batch, num_steps), new caches, last code)``."""
+        label_vector = self._label_vector(label)
+        codes_out = tf.TensorArray(tf.int32, size=num_steps)
+
+        def body(k, caches, current, codes_out):
+            local_k = None if local is None else local[:, k]
+            logits, caches = self._step(caches, current, position + k, label_vector, local_k)
+            code = sample_logits(logits, temperature, step_seed(seed, position + k))
+            return k + 1, caches, code, codes_out.write(k, code)
+
+        _, caches, current, codes_out = tf.while_loop(
+            lambda k, *_: k < num_steps, body, (tf.constant(0), caches, current, codes_out))
+        return tf.transpose(codes_out.stack()), caches, current
+
+    def teacher_forced_logits(self, samples, label=None, features=None):
+        """Logits of the fast generation loop fed ``samples`` int32 ``(batch, time)`` from zero
+        caches: equal (to float tolerance) to ``call`` on the same inputs. NumPy float32
+        ``(batch, time, q_levels)``."""
+        self.ensure_built()
+        samples = tf.convert_to_tensor(samples, tf.int32)
+        label = None if label is None else tf.convert_to_tensor(label, tf.int32)
+        features = None if features is None else tf.convert_to_tensor(features, tf.float32)
+        local = self._upsampled(features, samples.shape[1])
+        logits, _ = self._forced_loop(self._initial_caches(samples.shape[0]), samples,
+                                      tf.constant(0), label, local, True)
+        return logits.numpy()
+
+    def _history(self, prime, batch_size):
+        """Codes ``(batch, max(receptive_field, prime_len))``: the prime left-padded with
+        silence; and the number of padding samples."""
+        silence = quant.silence_code(self.q_levels, self.quantization)
+        prime_codes = (np.zeros((batch_size, 0), np.int32) if prime is None
+                       else quant.encode(prime, self.q_levels, self.quantization))
+        pad = max(0, self.receptive_field - prime_codes.shape[1])
+        history = np.concatenate([np.full((batch_size, pad), silence, np.int32),
+                                  prime_codes.astype(np.int32)], axis=1)
+        return history, pad
+
+    def _check_local_condition(self, local_condition, batch_size, needed_samples):
+        if not self.local_condition_channels:
+            if local_condition is not None:
+                raise ValueError("local_condition: this WaveNet is not locally conditioned "
+                                 "(local_condition_channels=0)")
+            return None
+        if local_condition is None:
+            raise ValueError(f"local_condition: this WaveNet is locally conditioned; pass "
+                             f"features (batch, frames, {self.local_condition_channels}) "
+                             f"covering the prime and the generated samples")
+        features = np.asarray(local_condition, np.float32)
+        if features.ndim == 2:
+            features = features[None]
+        frames_needed = -(-needed_samples // self.local_condition_hop)
+        if (features.ndim != 3 or features.shape[0] not in (1, batch_size)
+                or features.shape[2] != self.local_condition_channels
+                or features.shape[1] < frames_needed):
+            raise ValueError(f"local_condition must have shape (batch_size={batch_size} or 1, "
+                             f">= {frames_needed} frames, {self.local_condition_channels}) to "
+                             f"cover {needed_samples} samples at hop "
+                             f"{self.local_condition_hop}, got {features.shape}")
+        return np.broadcast_to(features, (batch_size,) + features.shape[1:])
+
+    def _sequence_local(self, features, start, length, pad):
+        """Upsampled conditioning ``(batch, length, channels)`` of sequence positions
+        ``[start, start + length)``: zeros on the ``pad`` silence positions, then the user's
+        features (which start with the prime). Only the frames needed are upsampled."""
+        if features is None:
+            return None
+        zeros = min(max(pad - start, 0), length)
+        first = max(start - pad, 0)
+        last = start + length - pad
+        parts = [tf.zeros((features.shape[0], zeros, self.local_condition_channels))]
+        if last > first:
+            hop = self.local_condition_hop
+            frame0, frame1 = first // hop, -(-last // hop)
+            upsampled = self.upsampler(features[:, frame0:frame1])
+            parts.append(upsampled[:, first - frame0 * hop:last - frame0 * hop])
+        return tf.concat(parts, axis=1)
+
+    def _generation_inputs(self, num_samples, batch_size, temperature, prime, condition,
+                           chunk_samples, local_condition):
+        """Validate the generation arguments; returns the prepared pieces."""
+        _check_positive_int("num_samples", num_samples)
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("chunk_samples", chunk_samples)
+        temperature = check_temperature(temperature, batch_size)
+        label = check_condition(condition, batch_size, self.num_classes)
+        prime = check_prime(prime, batch_size)
+        prime_len = 0 if prime is None else prime.shape[1]
+        features = self._check_local_condition(local_condition, batch_size,
+                                               prime_len + num_samples)
+        history, pad = self._history(prime, batch_size)
+        return temperature, label, history, pad, features
+
+    def generate_chunks(self, num_samples, batch_size=1, temperature=1.0, seed=None,
+                        prime=None, condition=None, chunk_samples=16000, local_condition=None):
+        """Yield ``(codes int32, audio float32)`` chunks ``(batch, <= chunk_samples)``.
+
+        One compiled loop per chunk, with per-layer caches so a sample costs the same for any
+        receptive field. ``prime`` (float audio ``(batch or 1, prime_len)``, any length) is
+        what the generated audio continues (preceded by silence when shorter than the
+        receptive field; without a prime the past is silence); ``condition`` gives class
+        ids ``(batch,)`` (required iff ``num_classes`` > 0); ``local_condition`` gives features
+        ``(batch or 1, frames, local_condition_channels)`` whose frames cover the prime and
+        the generated samples (required iff locally conditioned). ``temperature`` > 0, scalar
+        or per sequence. The same ``seed`` gives the same samples whatever ``chunk_samples``.
+        """
+        temperature, label, history, pad, features = self._generation_inputs(
+            num_samples, batch_size, temperature, prime, condition, chunk_samples,
+            local_condition)
+        self.ensure_built()
+        return self._chunks(num_samples, temperature, make_seed(seed), label, history, pad,
+                            features, chunk_samples)
+
+    def _chunks(self, num_samples, temperature, seed, label, history, pad, features,
+                chunk_samples):
+        features = None if features is None else tf.constant(features)
+        caches = self._caches_from_history(history, label, features, pad)
+        label = None if label is None else tf.constant(label)
+        current = tf.constant(history[:, -1])
+        temperature, seed = tf.constant(temperature), tf.constant(seed)
+        position, produced = history.shape[1] - 1, 0
+        while produced < num_samples:
+            count = min(chunk_samples, num_samples - produced)
+            codes, caches, current = self._free_loop(
+                caches, current, tf.constant(position), label,
+                self._sequence_local(features, position, count, pad), temperature, seed,
+                count)
+            codes = codes.numpy()
+            yield codes, quant.decode(codes, self.q_levels, self.quantization)
+            produced += count
+            position += count
+
+    def naive_generate(self, num_samples, batch_size=1, temperature=1.0, seed=None, prime=None,
+                       condition=None, local_condition=None):
+        """Reference generator for tests: recomputes the whole sequence with the parallel pass
+        for every sample (a Python loop; slow). Same conventions and seeds as
+        ``generate_chunks``. Returns ``(codes (batch, num_samples), logits (batch,
+        num_samples, q_levels))`` as NumPy."""
+        temperature, label, history, pad, features = self._generation_inputs(
+            num_samples, batch_size, temperature, prime, condition, 1, local_condition)
+        self.ensure_built()
+        seed = make_seed(seed)
+        label_vector = self._label_vector(None if label is None else tf.constant(label))
+        features = None if features is None else tf.constant(features)
+        sequence, codes, all_logits = history, [], []
+        for _ in range(num_samples):
+            length = sequence.shape[1]
+            logits = self._network(tf.constant(sequence), label_vector,
+                                   self._sequence_local(features, 0, length, pad),
+                                   output_from=length - 1)[:, 0]
+            code = sample_logits(logits, temperature, step_seed(seed, length - 1)).numpy()
+            sequence = np.concatenate([sequence, code[:, None]], axis=1)
+            codes.append(code)
+            all_logits.append(logits.numpy())
+        return np.stack(codes, axis=1), np.stack(all_logits, axis=1)

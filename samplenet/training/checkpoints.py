@@ -86,6 +86,29 @@ def read_state(folder):
         raise CheckpointError(f"cannot read {str(path)!r}: {error}") from None
 
 
+def checkpointed_variables(model, optimizer=None):
+    """What a checkpoint holds: ``{"model": {path: variable}, "optimizer": {index: variable}}``.
+
+    Model weights are keyed by their Keras path below the model (``frame_tier_0/kernel_0``),
+    which any instance of the same configuration shares; optimizer variables (step count,
+    learning rate, slots in the order of the trainable variables) by position, because their
+    names embed the model instance's name. Passing the model itself to ``tf.train.Checkpoint``
+    is not enough under Keras 3: sublayers held in Python lists are not tracked by it and
+    would be silently left out.
+    """
+    weights = {}
+    for variable in model.weights:
+        key = variable.path.split("/", 1)[-1]
+        if key in weights:
+            raise CheckpointError(f"two weights of {type(model).__name__} share the path {key!r}")
+        weights[key] = variable
+    objects = {"model": weights}
+    if optimizer is not None:
+        objects["optimizer"] = {f"{index:05d}": variable
+                                for index, variable in enumerate(optimizer.variables)}
+    return objects
+
+
 def save_checkpoint(checkpoints_dir, model, optimizer, state, *, is_best, policy="best"):
     """Write ``model`` and ``optimizer`` as ``ckpt-<state["epoch"]>`` and update the pointers.
 
@@ -105,7 +128,8 @@ def save_checkpoint(checkpoints_dir, model, optimizer, state, *, is_best, policy
     temporary = checkpoints_dir / f"{_TEMPORARY}{final.name}-{uuid.uuid4().hex[:12]}"
     try:
         temporary.mkdir()
-        tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(temporary / PREFIX))
+        tf.train.Checkpoint(**checkpointed_variables(model, optimizer)).write(
+            str(temporary / PREFIX))
         (temporary / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n",
                                             encoding="utf-8")
         if final.exists():  # left by a run killed before it moved `latest` here
@@ -195,13 +219,11 @@ def restore(model, optimizer, folder):
         check_compatible(model, run_config, folder)
     state = read_state(folder)
     model.ensure_built()
-    objects = {"model": model}
-    if optimizer is not None:
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
-        objects["optimizer"] = optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
     try:
-        status = tf.train.Checkpoint(**objects).read(str(folder / PREFIX))
+        status = tf.train.Checkpoint(**checkpointed_variables(model, optimizer)).read(
+            str(folder / PREFIX))
         if optimizer is None:
             status.expect_partial()  # the optimizer slots in the file are not wanted
         status.assert_existing_objects_matched()

@@ -262,7 +262,7 @@ def _lane_schedule(counts, batch, example_at):
     return tf.data.Dataset.counter().scan(start, step)
 
 
-def _subsequence_batch(table, store, seq_len, overlap, q_levels, quantization):
+def _subsequence_batch(table, store, seq_len, overlap, q_levels, quantization, with_labels):
     """``(example, index)`` of a step -> the batch dict of those subsequences."""
     table = {key: tf.constant(value) for key, value in table.items()}
 
@@ -273,10 +273,12 @@ def _subsequence_batch(table, store, seq_len, overlap, q_levels, quantization):
         audio = store.read(tf.gather(table["offset"], row), length,
                            index * seq_len - overlap, overlap + seq_len)
         positions = index[:, None] * seq_len + tf.range(seq_len, dtype=tf.int64)
-        return {"samples": quant.encode_tf(audio, q_levels, quantization),
-                "mask": tf.cast(positions < length[:, None], tf.float32),
-                "reset": index == 0,
-                "label": tf.where(real, tf.gather(table["label"], row), 0)}
+        elements = {"samples": quant.encode_tf(audio, q_levels, quantization),
+                    "mask": tf.cast(positions < length[:, None], tf.float32),
+                    "reset": index == 0}
+        if with_labels:
+            elements["label"] = tf.where(real, tf.gather(table["label"], row), 0)
+        return elements
     return make
 
 
@@ -335,15 +337,9 @@ def tbptt_dataset(source, split, *, batch_size, seq_len, overlap, example_second
     schedule = _lane_schedule(-(-table["length"] // seq_len), batch * replicas, example_at)
     if not repeat:
         schedule = schedule.take_while(lambda example, _: tf.reduce_any(example >= 0))
-    make = _subsequence_batch(table, store, seq_len, overlap, q_levels, quantization)
-
-    def batch_of(example, index):
-        elements = make(example, index)
-        if not with_labels:
-            del elements["label"]
-        return elements
-
-    dataset = schedule.map(batch_of, num_parallel_calls=AUTOTUNE, deterministic=True)
+    make = _subsequence_batch(table, store, seq_len, overlap, q_levels, quantization,
+                              with_labels)
+    dataset = schedule.map(make, num_parallel_calls=AUTOTUNE, deterministic=True)
     if replicas > 1:
         # tf.distribute hands a pipeline's consecutive elements to its replicas in turn: each
         # step is cut into one batch per replica, so replica r keeps lanes [r*B, (r+1)*B).

@@ -11,8 +11,9 @@ Timeline conventions:
   ``history + generated``, where ``history`` is the prime, left-padded with silence up to the
   receptive field (so the first prediction sees a full receptive field, as in training).
   One parallel pass over the end of the history fills every layer's cache; then a compiled
-  loop steps sample by sample. The sample after input position ``t`` is drawn with the seed
-  ``step_seed(seed, t)``; the silence padding gets zero local conditioning.
+  loop steps sample by sample. Generated sample ``n`` (counted from 0 after the prime) is
+  drawn with the seed ``step_seed(seed, n)``, whatever the prime and the chunking; the
+  silence padding gets zero local conditioning.
 """
 import keras
 import numpy as np
@@ -381,16 +382,17 @@ class WaveNet(AudioModel):
 
     @tf.function(jit_compile=True)
     def _free_loop(self, caches, current, position, label, local, temperature, seed,
-                   num_steps):
+                   sample_index, num_steps):
         """Sample ``num_steps`` codes, the first predicted from input ``current`` at
-        ``position``. Returns ``(codes (batch, num_steps), new caches, last code)``."""
+        ``position`` and numbered ``sample_index`` (for its seed). Returns ``(codes (batch,
+        num_steps), new caches, last code)``."""
         label_vector = self._label_vector(label)
         codes_out = tf.TensorArray(tf.int32, size=num_steps)
 
         def body(k, caches, current, codes_out):
             local_k = None if local is None else local[:, k]
             logits, caches = self._step(caches, current, position + k, label_vector, local_k)
-            code = sample_logits(logits, temperature, step_seed(seed, position + k))
+            code = sample_logits(logits, temperature, step_seed(seed, sample_index + k))
             return k + 1, caches, code, codes_out.write(k, code)
 
         _, caches, current, codes_out = tf.while_loop(
@@ -509,7 +511,7 @@ class WaveNet(AudioModel):
             codes, caches, current = self._free_loop(
                 caches, current, tf.constant(position), label,
                 self._sequence_local(features, position, count, pad), temperature, seed,
-                count)
+                tf.constant(produced), count)
             codes = codes.numpy()
             yield codes, quant.decode(codes, self.q_levels, self.quantization)
             produced += count
@@ -528,12 +530,12 @@ class WaveNet(AudioModel):
         label_vector = self._label_vector(None if label is None else tf.constant(label))
         features = None if features is None else tf.constant(features)
         sequence, codes, all_logits = history, [], []
-        for _ in range(num_samples):
+        for index in range(num_samples):
             length = sequence.shape[1]
             logits = self._network(tf.constant(sequence), label_vector,
                                    self._sequence_local(features, 0, length, pad),
                                    output_from=length - 1)[:, 0]
-            code = sample_logits(logits, temperature, step_seed(seed, length - 1)).numpy()
+            code = sample_logits(logits, temperature, step_seed(seed, index)).numpy()
             sequence = np.concatenate([sequence, code[:, None]], axis=1)
             codes.append(code)
             all_logits.append(logits.numpy())

@@ -17,7 +17,8 @@ CONDITIONING = {
     "none": {},
     "global": dict(num_classes=CLASSES),
     "local": dict(local_condition_channels=MELS, local_condition_hop=HOP),
-    "both": dict(num_classes=CLASSES, local_condition_channels=MELS, local_condition_hop=HOP),
+    "both": dict(num_classes=CLASSES, local_condition_channels=MELS, local_condition_hop=HOP,
+                 embed_inputs=True),
 }
 RNG = np.random.default_rng(0)
 FEATURES = RNG.standard_normal((2, 12, MELS)).astype(np.float32)
@@ -28,15 +29,23 @@ def _small(**overrides):
     return WaveNet(**{**SMALL, **overrides})
 
 
-@pytest.fixture(scope="module", params=sorted(CONDITIONING))
-def conditioned(request):
-    """(name, built model) for each conditioning kind, shared by the generation tests so that
-    each compiled loop is built once."""
-    keras_seed = 7
-    tf.keras.utils.set_random_seed(keras_seed)
-    model = _small(**CONDITIONING[request.param])
-    model.ensure_built()
-    return request.param, model
+_MODELS = {}
+
+
+def _shared(kind):
+    """One built model per conditioning kind for the whole module, so that each compiled
+    generation loop is traced once."""
+    if kind not in _MODELS:
+        tf.keras.utils.set_random_seed(7)
+        _MODELS[kind] = _small(**CONDITIONING[kind])
+        _MODELS[kind].ensure_built()
+    return _MODELS[kind]
+
+
+@pytest.fixture(params=["none", "both"])
+def generator(request):
+    """Without conditioning, and with global + local conditioning and embedded inputs."""
+    return _shared(request.param)
 
 
 def _generation_kwargs(model, batch_size=2):
@@ -86,7 +95,7 @@ def test_wavenet_measured_receptive_field_equals_formula(dilations, filter_width
 
 
 def test_wavenet_logits_depend_on_no_later_sample():
-    model = _small(**CONDITIONING["both"])
+    model = _small(**CONDITIONING["both"])  # embedded inputs: residual_channels wide
     samples = RNG.integers(0, 16, (2, 40)).astype(np.int32)
     before = model(_parallel_inputs(model, samples)).numpy()
     changed = samples.copy()
@@ -97,12 +106,13 @@ def test_wavenet_logits_depend_on_no_later_sample():
     label_vector = model._label_vector(tf.constant([1]))
     local = tf.constant(RNG.standard_normal((1, 40, MELS)), tf.float32)
     positions = dependent_positions(lambda x: model.logits_from_encoded(x, label_vector, local),
-                                    40, position=30, channels=model.q_levels)
+                                    40, position=30, channels=model.residual_channels)
     np.testing.assert_array_equal(positions, np.arange(30 - model.receptive_field + 1, 31))
 
 
-def test_wavenet_round_trips(conditioned):
-    _, model = conditioned
+@pytest.mark.parametrize("kind", sorted(CONDITIONING))
+def test_wavenet_round_trips(kind):
+    model = _shared(kind)
     samples = RNG.integers(0, 16, (2, 24)).astype(np.int32)
     output = assert_model_round_trip(model, _parallel_inputs(model, samples))
     assert output.shape == (2, 24, 16)
@@ -125,9 +135,12 @@ def test_wavenet_example_batch_runs_and_matches_data_options():
 
 
 # ------------------------------------------------------------------------ consistency ---
-def test_wavenet_teacher_forced_fast_logits_equal_parallel_logits(conditioned):
-    _, model = conditioned
-    samples = RNG.integers(0, 16, (2, 32)).astype(np.int32)
+SEQUENCE_LEN = PRIME.shape[1] + 6  # one length for every teacher-forced run: one trace
+
+
+def test_wavenet_teacher_forced_fast_logits_equal_parallel_logits(generator):
+    model = generator
+    samples = RNG.integers(0, 16, (2, SEQUENCE_LEN)).astype(np.int32)
     inputs = _parallel_inputs(model, samples)
     parallel = model(inputs).numpy()
     fast = model.teacher_forced_logits(samples, label=inputs.get("label"),
@@ -136,8 +149,8 @@ def test_wavenet_teacher_forced_fast_logits_equal_parallel_logits(conditioned):
 
 
 @pytest.mark.parametrize("with_prime", [False, True])
-def test_wavenet_fast_generation_equals_naive_generation(conditioned, with_prime):
-    _, model = conditioned
+def test_wavenet_fast_generation_equals_naive_generation(generator, with_prime):
+    model = generator
     kwargs = dict(num_samples=6, batch_size=2, temperature=[1.0, 0.7], seed=5,
                   prime=PRIME if with_prime else None, **_generation_kwargs(model))
     fast_codes, fast_audio = model.generate(**kwargs)
@@ -154,3 +167,119 @@ def test_wavenet_fast_generation_equals_naive_generation(conditioned, with_prime
                                                   features=inputs.get("features"))
         start = PRIME.shape[1] - 1
         np.testing.assert_allclose(fast_logits[:, start:start + 6], naive_logits, atol=1e-4)
+
+
+def test_wavenet_generation_in_chunks_equals_one_chunk(generator):
+    model = generator
+    kwargs = dict(batch_size=2, seed=11, prime=PRIME, **_generation_kwargs(model))
+    whole_codes, whole_audio = model.generate(6, chunk_samples=6, **kwargs)
+    chunks = list(model.generate_chunks(6, chunk_samples=3, **kwargs))
+    assert [c.shape for c, _ in chunks] == [(2, 3), (2, 3)]
+    np.testing.assert_array_equal(np.concatenate([c for c, _ in chunks], axis=1), whole_codes)
+    np.testing.assert_array_equal(np.concatenate([a for _, a in chunks], axis=1), whole_audio)
+
+
+def test_wavenet_generation_same_seed_same_codes_other_seed_other_codes():
+    model = _shared("none")
+    first = model.generate(6, batch_size=2, seed=1)[0]
+    np.testing.assert_array_equal(first, model.generate(6, batch_size=2, seed=1)[0])
+    assert not np.array_equal(first, model.generate(6, batch_size=2, seed=2)[0])
+
+
+def test_wavenet_priming_continues_from_the_last_receptive_field_of_the_prime():
+    model = _shared("none")
+    rf = model.receptive_field
+    long_prime = np.concatenate([np.full((2, 9), 0.9, np.float32), PRIME], axis=1)
+    changed_early = long_prime.copy()
+    changed_early[:, :long_prime.shape[1] - rf] = -0.9
+    expected = model.generate(6, batch_size=2, seed=3, prime=long_prime)[0]
+    np.testing.assert_array_equal(
+        model.generate(6, batch_size=2, seed=3, prime=changed_early)[0], expected)
+    np.testing.assert_array_equal(
+        model.generate(6, batch_size=2, seed=3, prime=long_prime[:, -rf:])[0], expected)
+    # A prime shorter than the receptive field continues after silence.
+    silence = np.zeros((1, rf), np.float32)
+    short = PRIME[:1, :4]
+    np.testing.assert_array_equal(
+        model.generate(6, seed=3, prime=short)[0],
+        model.generate(6, seed=3, prime=np.concatenate([silence, short], axis=1))[0])
+
+
+# --------------------------------------------------------------------------- training ---
+def _window_batch(model, batch_size=2, context=None, target_len=12):
+    context = model.receptive_field if context is None else context
+    audio = 0.6 * np.sin(np.arange(context + target_len) * 0.3 + np.arange(batch_size)[:, None])
+    samples = quant.encode(audio, model.q_levels, model.quantization)
+    mask = np.ones((batch_size, target_len), np.float32)
+    mask[1, -4:] = 0.0
+    batch = {"samples": samples, "audio": audio.astype(np.float32), "mask": mask}
+    batch.update({k: v for k, v in _parallel_inputs(model, samples).items() if k != "samples"})
+    return batch
+
+
+def test_wavenet_loss_is_cross_entropy_of_call_logits_on_unmasked_targets():
+    model = _shared("both")
+    batch = _window_batch(model)
+    model.reset_metrics()
+    metrics = model.test_step(batch)
+    context = model.receptive_field
+    logits = model(batch).numpy()[:, context - 1:-1]
+    targets = batch["samples"][:, context:]
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+    expected = (nll * batch["mask"]).sum() / batch["mask"].sum()
+    np.testing.assert_allclose(float(metrics["loss"]), expected, rtol=1e-4)
+    np.testing.assert_allclose(float(metrics["bits_per_sample"]), expected / np.log(2), rtol=1e-4)
+    # Masked targets do not count.
+    changed = dict(batch, samples=batch["samples"].copy())
+    changed["samples"][1, -1] = (changed["samples"][1, -1] + 3) % 16
+    model.reset_metrics()
+    np.testing.assert_allclose(float(model.test_step(changed)["loss"]), expected, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_wavenet_short_fit_lowers_the_loss():
+    import keras
+    model = _small()
+    batch = _window_batch(model, batch_size=4, target_len=64)
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    history = model.fit(dataset, steps_per_epoch=15, epochs=2, verbose=0).history
+    assert set(history) == {"loss", "bits_per_sample", "accuracy"}
+    assert history["loss"][-1] < 0.7 * history["loss"][0]
+
+
+# ------------------------------------------------------------------------- validation ---
+@pytest.mark.parametrize("argument,value", [
+    ("q_levels", 1), ("quantization", "cubic"), ("filter_width", 0), ("input_width", 0),
+    ("dilations", []), ("dilations", [1, 0]), ("dilations", "124"), ("residual_channels", 0),
+    ("dilation_channels", -1), ("skip_channels", 0), ("num_classes", -1),
+    ("local_condition_channels", -2), ("local_condition_hop", 0), ("target_len", 0),
+    ("embed_inputs", "yes"), ("num_stacks", 0)])
+def test_wavenet_rejects_impossible_configs(argument, value):
+    arguments = dict(SMALL)
+    if argument == "num_stacks":
+        arguments["dilations"] = None
+    arguments[argument] = value
+    with pytest.raises(ValueError, match=argument):
+        WaveNet(**arguments)
+
+
+@pytest.mark.parametrize("kind,kwargs,match", [
+    ("none", dict(temperature=0.0), "temperature"),
+    ("none", dict(num_samples=0), "num_samples"),
+    ("none", dict(chunk_samples=0), "chunk_samples"),
+    ("none", dict(condition=[1]), "condition"),
+    ("none", dict(local_condition=FEATURES), "local_condition"),
+    ("none", dict(prime=np.zeros((3, 5))), "prime"),
+    ("both", dict(local_condition=FEATURES), "condition"),
+    ("both", dict(condition=[0, 1]), "local_condition"),
+    ("both", dict(condition=[0, 3], local_condition=FEATURES), "condition"),
+    ("both", dict(condition=[0, 1], local_condition=FEATURES[:, :2], num_samples=9),
+     "local_condition"),
+    ("both", dict(condition=[0, 1], local_condition=FEATURES[:, :, :2]), "local_condition"),
+])
+def test_wavenet_generation_rejects_bad_arguments(kind, kwargs, match):
+    arguments = {"num_samples": 4, "batch_size": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        _shared(kind).generate_chunks(**arguments)

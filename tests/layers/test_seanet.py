@@ -1,0 +1,155 @@
+"""Tests of the SEANet encoder/decoder and their streamable convolutions: NumPy references,
+causality with hop alignment, chunked streaming equal to whole processing, contracts."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from samplenet.layers.seanet import (ResidualUnit, SeanetDecoder, SeanetEncoder,
+                                     StreamingConv1D, StreamingConvTranspose1D)
+from samplenet.testing import assert_layer_contract
+
+STRIDES = (2, 3)
+HOP = 6
+
+
+def _random(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def _numpy_causal_conv(x, kernel, bias, strides, dilation):
+    """out[i] = bias + sum_k x[(i + 1) * strides - 1 - (K - 1 - k) * dilation] @ kernel[k]."""
+    batch, time, _ = x.shape
+    taps = kernel.shape[0]
+    out = np.zeros((batch, time // strides, kernel.shape[2]))
+    for i in range(time // strides):
+        last = (i + 1) * strides - 1
+        for k in range(taps):
+            t = last - (taps - 1 - k) * dilation
+            if t >= 0:
+                out[:, i] += x[:, t] @ kernel[k]
+    return out + bias
+
+
+def _numpy_transposed_conv(x, kernel, bias, strides):
+    """out[i * strides + k] += x[i] @ kernel[k].T, trimmed to time * strides."""
+    batch, time, _ = x.shape
+    taps, filters, _ = kernel.shape
+    out = np.zeros((batch, (time - 1) * strides + taps, filters))
+    for i in range(time):
+        for k in range(taps):
+            out[:, i * strides + k] += x[:, i] @ kernel[k].T
+    return out[:, :time * strides] + bias
+
+
+@pytest.mark.parametrize("kernel_size,strides,dilation", [(7, 1, 1), (3, 1, 4), (6, 3, 1),
+                                                          (1, 1, 1)])
+def test_streaming_conv_matches_numpy_reference(kernel_size, strides, dilation):
+    layer = StreamingConv1D(5, kernel_size, strides=strides, dilation_rate=dilation)
+    x = _random((2, 24, 3))
+    out = layer(x).numpy()
+    kernel, bias = (w.numpy() for w in layer.weights)
+    np.testing.assert_allclose(out, _numpy_causal_conv(x, kernel, bias, strides, dilation),
+                               atol=1e-5)
+
+
+def test_streaming_conv_transpose_matches_numpy_reference():
+    layer = StreamingConvTranspose1D(4, 6, 3)
+    x = _random((2, 7, 5))
+    out = layer(x).numpy()
+    kernel, bias = (w.numpy() for w in layer.weights)
+    np.testing.assert_allclose(out, _numpy_transposed_conv(x, kernel, bias, 3), atol=1e-5)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: StreamingConv1D(4, 4, strides=2), (2, 12, 3)),
+    (lambda: StreamingConvTranspose1D(4, 4, 2), (2, 6, 3)),
+    (lambda: ResidualUnit(3, 3), (2, 12, 3)),
+    (lambda: SeanetEncoder(4, STRIDES, 5), (2, 4 * HOP)),
+    (lambda: SeanetDecoder(4, STRIDES), (2, 4, 5)),
+])
+def test_seanet_layers_keep_the_layer_contract(make, shape):
+    assert_layer_contract(make(), _random(shape))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"filters": 0, "kernel_size": 3}, {"filters": 2, "kernel_size": 2, "strides": 3},
+    {"filters": 2, "kernel_size": 4, "strides": 2, "dilation_rate": 2},
+    {"filters": 2, "kernel_size": 1.5}])
+def test_streaming_conv_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        StreamingConv1D(**kwargs)
+
+
+def test_encoder_rejects_bad_arguments_and_lengths():
+    with pytest.raises(ValueError, match="strides"):
+        SeanetEncoder(4, (2, 0), 5)
+    with pytest.raises(ValueError, match="strides"):
+        SeanetDecoder(4, ())
+    with pytest.raises(ValueError, match="multiple of its hop"):
+        SeanetEncoder(4, STRIDES, 5)(_random((1, HOP * 3 + 1)))
+
+
+def test_encoder_shapes_and_hop():
+    encoder = SeanetEncoder(4, STRIDES, 5)
+    assert encoder.hop == HOP
+    assert encoder(_random((3, 5 * HOP))).shape == (3, 5, 5)
+
+
+def test_decoder_shapes_and_stages():
+    decoder = SeanetDecoder(4, (2, 3, 2))
+    audio, stages = decoder(_random((2, 5, 6)), return_stages=True)
+    assert audio.shape == (2, 60)
+    assert decoder.stage_factors == [6, 2, 1]
+    assert [s.shape[1] for s in stages] == [60 // f for f in decoder.stage_factors]
+    assert np.all(np.abs(audio.numpy()) <= 1.0)
+
+
+def test_encoder_frame_depends_only_on_its_hop_and_before():
+    encoder = SeanetEncoder(4, STRIDES, 5)
+    audio = _random((1, 8 * HOP))
+    base = encoder(audio).numpy()
+    for t in (0, 3 * HOP, 3 * HOP + HOP - 1, 8 * HOP - 1):
+        changed = audio.copy()
+        changed[0, t] += 1.0
+        out = encoder(changed).numpy()
+        frame = t // HOP
+        np.testing.assert_array_equal(out[:, :frame], base[:, :frame])
+        assert np.abs(out[:, frame] - base[:, frame]).max() > 1e-6
+
+
+def test_decoder_samples_depend_only_on_their_frame_and_before():
+    decoder = SeanetDecoder(4, STRIDES)
+    latent = _random((1, 8, 5))
+    base = decoder(latent).numpy()
+    for frame in (0, 3, 7):
+        changed = latent.copy()
+        changed[0, frame] += 1.0
+        out = decoder(changed).numpy()
+        np.testing.assert_array_equal(out[:, :frame * HOP], base[:, :frame * HOP])
+        assert np.abs(out[:, frame * HOP:(frame + 1) * HOP]
+                      - base[:, frame * HOP:(frame + 1) * HOP]).max() > 1e-6
+
+
+def _chunked(layer, inputs, bounds):
+    state = layer.initial_state(inputs.shape[0])
+    outputs = []
+    for start, stop in zip(bounds, bounds[1:]):
+        out, state = layer.stream(inputs[:, start:stop], state)
+        outputs.append(out.numpy())
+    return np.concatenate(outputs, axis=1)
+
+
+def test_encoder_streaming_equals_whole_encoding():
+    encoder = SeanetEncoder(4, STRIDES, 5)
+    audio = _random((2, 20 * HOP))
+    whole = encoder(audio).numpy()
+    chunked = _chunked(encoder, audio, [0, HOP, 2 * HOP, 9 * HOP, 20 * HOP])
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def test_decoder_streaming_equals_whole_decoding():
+    decoder = SeanetDecoder(4, STRIDES)
+    latent = _random((2, 20, 5))
+    whole = decoder(latent).numpy()
+    chunked = _chunked(decoder, latent, [0, 1, 2, 9, 20])
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)

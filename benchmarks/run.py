@@ -58,6 +58,7 @@ SMALL_SAMPLERNN = {"dim": 256, "seq_len": 256, "train.batch_size": 16}
 QUALITY_PRESETS = {"samplernn_2tier": SMALL_SAMPLERNN, "samplernn_3tier": SMALL_SAMPLERNN,
                    "wavenet_toy": {}}
 TRAIN_FLOPS_FACTOR = 3  # forward + backward ~ 3x the forward FLOPs
+GEN_CHUNK_TOTAL = 2048  # samples of one generation chunk (one compiled loop call), all streams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,16 +67,15 @@ class Settings:
     seconds: float             # minimum wall time of one timed run
     gen_batches: tuple
     train_batches: tuple
-    chunk_samples: int         # generation chunk (one compiled loop call)
     quality_seconds: float     # training budget of a quality benchmark
     codec_seconds: float       # audio length encoded/decoded per call
     matmul_size: int = 2048
 
 
 FULL = Settings(repeats=5, seconds=3.0, gen_batches=(1, 8, 32), train_batches=(32, 64),
-                chunk_samples=1024, quality_seconds=60.0, codec_seconds=10.0)
+                quality_seconds=60.0, codec_seconds=10.0)
 QUICK = Settings(repeats=3, seconds=1.0, gen_batches=(1, 8), train_batches=(8,),
-                 chunk_samples=1024, quality_seconds=20.0, codec_seconds=2.0)
+                 quality_seconds=20.0, codec_seconds=2.0)
 
 
 def registry(settings):
@@ -183,7 +183,7 @@ def bench_gen(spec, settings, sets):
     model, _ = build(spec, sets)
     batch = spec["batch"]
     chunks = model.generate_chunks(10 ** 9, batch_size=batch, seed=0,
-                                   chunk_samples=settings.chunk_samples)
+                                   chunk_samples=max(1, GEN_CHUNK_TOTAL // batch))
     next(chunks)  # compiles the loop (and runs any priming/history)
 
     def step():

@@ -6,6 +6,7 @@ callbacks of ``samplenet.training.callbacks``. With ``resume=True`` it continues
 its latest checkpoint: weights, optimizer state (including the step count) and epoch.
 """
 import math
+import warnings
 
 import keras
 from absl import logging
@@ -210,5 +211,7 @@ def evaluate(model, config, *, split="test", data_spec=None, batch_size=None, ve
                                          seed=config["train"]["seed"], repeat=False, **section)
     if not model.compiled:
         model.compile()
-    results = model.evaluate(dataset, return_dict=True, verbose=verbose)
+    with warnings.catch_warnings():  # a finite pipeline of unknown length ends as it should
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        results = model.evaluate(dataset, return_dict=True, verbose=verbose)
     return {**{name: float(value) for name, value in results.items()}, "num_files": num_files}

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from samplenet.loading import load_model, locate
+from samplenet.models import registry
 from samplenet.testing.toy_model import toy_config
 from samplenet.training import checkpoints, strategy, trainer
 from samplenet.training.run_dir import RunDir
@@ -189,3 +190,18 @@ def test_train_two_replicas_splits_input_and_resumes(tmp_path):
     assert result.returncode == 0, result.stderr
     state = _latest_state(tmp_path)
     assert state["epoch"] == 2 and state["step"] == 4
+
+
+@pytest.mark.slow
+def test_train_load_and_evaluate_wavenet_toy_preset(tmp_path):
+    toy = toy_config()
+    overrides = {"num_stacks": 1, "num_layers": 3, "target_len": 32, "sample_rate": 4000,
+                 **{f"data.{key}": value for key, value in toy["data"].items()},
+                 **{f"train.{key}": value for key, value in toy["train"].items()}}
+    config = registry.config_for("wavenet_toy", overrides)
+    history = trainer.train(config, tmp_path, verbose=0)
+    assert np.isfinite(history["val_bits_per_sample"][-1])
+    model = load_model(tmp_path)
+    assert model.family == "wavenet" and model.num_layers == 3
+    results = trainer.evaluate(model, config, split="test", batch_size=2)
+    assert np.isfinite(results["bits_per_sample"]) and results["num_files"] >= 1

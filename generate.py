@@ -1,4 +1,4 @@
-"""Generate audio from a trained run: ``python generate.py --ckpt runs/<run>`` (``--help``)."""
+"""Generate audio from a trained run, e.g. python generate.py --ckpt runs/RUN --seconds 4"""
 from samplenet.cli.generate import run
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import functools
 import logging
 import sys
 
-from absl import app
+from absl import app, flags
 
 
 def report_errors(main):
@@ -26,7 +26,11 @@ def report_errors(main):
 
 
 def run_app(main, define_flags):
-    """Define the program's flags on ``absl.flags.FLAGS`` and run ``main`` with absl."""
+    """Define the program's flags on ``absl.flags.FLAGS`` (listed by ``--help`` as the main
+    program's) and run ``main`` with absl."""
+    before = set(flags.FLAGS)
     define_flags()
+    for name in sorted(set(flags.FLAGS) - before):
+        flags.FLAGS.register_flag_by_module(sys.argv[0], flags.FLAGS[name])
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # TF's per-checkpoint info lines
     app.run(main)

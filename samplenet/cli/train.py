@@ -24,7 +24,6 @@ TRAIN_FLAGS = ("epochs", "steps_per_epoch", "batch_size", "checkpoint_policy",
 
 def define_flags(flag_values=FLAGS):
     """Define the flags of ``train`` on ``flag_values``."""
-    defaults = registry.TRAIN_DEFAULTS
     flags.DEFINE_string("model", "samplernn_3tier",
                         f"preset ({', '.join(registry.preset_names())}) or model family",
                         flag_values=flag_values)
@@ -33,29 +32,27 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_multi_string("set", [], "override key=value (value parsed as JSON); keys are "
                               "model arguments or data.KEY / train.KEY; repeatable",
                               flag_values=flag_values)
-    flags.DEFINE_string("data", registry.DATA_DEFAULTS["spec"],
-                        "training data: a folder of audio files or builtin:NAME[?key=value&...]; "
-                        "overrides data.spec when given", flag_values=flag_values)
+    flags.DEFINE_string("data", None, "training data: a folder of audio files or "
+                        "builtin:NAME[?key=value&...] (default: the config's data.spec, "
+                        f"{registry.DATA_DEFAULTS['spec']} in the presets)",
+                        flag_values=flag_values)
     flags.DEFINE_string("logdir", None, "run directory (default runs/<preset or family>-<time>)",
                         flag_values=flag_values)
     flags.DEFINE_boolean("resume", False, "continue the run in --logdir from its latest "
                          "checkpoint (weights, optimizer state, epoch)", flag_values=flag_values)
-    flags.DEFINE_integer("epochs", defaults["epochs"], "total epochs of the run", lower_bound=1,
-                         flag_values=flag_values)
-    flags.DEFINE_integer("steps_per_epoch", defaults["steps_per_epoch"], "batches per epoch",
-                         lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", defaults["batch_size"], "global batch size",
-                         lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_enum("checkpoint_policy", defaults["checkpoint_policy"], sorted(POLICIES),
-                      "keep every checkpoint, or only the latest and the best",
-                      flag_values=flag_values)
-    flags.DEFINE_integer("checkpoint_every", defaults["checkpoint_every"],
-                         "epochs between checkpoints", lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_integer("early_stopping_patience", defaults["early_stopping_patience"],
-                         "epochs without improvement before stopping (0 = never stop early)",
-                         lower_bound=0, flag_values=flag_values)
-    flags.DEFINE_integer("seed", defaults["seed"], "random seed", lower_bound=0,
-                         flag_values=flag_values)
+    for name, text in (("epochs", "total epochs of the run"),
+                       ("steps_per_epoch", "batches per epoch"),
+                       ("batch_size", "global batch size"),
+                       ("checkpoint_every", "epochs between checkpoints"),
+                       ("early_stopping_patience", "epochs without improvement before stopping, "
+                        "0 = never stop early"),
+                       ("seed", "random seed")):
+        flags.DEFINE_integer(name, None, f"{text} (default: the config's train.{name})",
+                             lower_bound=0 if name in ("seed", "early_stopping_patience") else 1,
+                             flag_values=flag_values)
+    flags.DEFINE_enum("checkpoint_policy", None, sorted(POLICIES),
+                      "keep every checkpoint, or only the latest and the best (default: the "
+                      "config's train.checkpoint_policy)", flag_values=flag_values)
     flags.DEFINE_enum("strategy", "default", sorted(STRATEGIES),
                       "distribution: one device, all local GPUs, several machines (TF_CONFIG), "
                       "or a TPU", flag_values=flag_values)

@@ -66,7 +66,8 @@ def monitored(logs):
 
 
 class CheckpointWriter(keras.callbacks.Callback):
-    """Write a checkpoint every ``every`` epochs (see ``samplenet.training.checkpoints``).
+    """Write a checkpoint every ``every`` epochs and after the last epoch of a session (see
+    ``samplenet.training.checkpoints``).
 
     A checkpoint is never written when the training loss, the monitored loss or any weight is
     not finite, so the ``latest`` pointer keeps naming the last good weights after a divergence.
@@ -94,16 +95,28 @@ class CheckpointWriter(keras.callbacks.Callback):
         self.is_chief = is_chief
         self.best_value = best_value
         self.elapsed_seconds = elapsed_seconds
-        self.last_written = None
         self._session_start = time.monotonic()
+        self._unsaved = None
 
     def on_train_begin(self, logs=None):
         self._session_start = time.monotonic()
+        self._unsaved = None
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        logs = dict(logs or {})
         if (epoch + 1) % self.every:
+            self._unsaved = (epoch, logs)
             return
+        self._unsaved = None
+        self._write(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        """The last epoch of the session is saved even when it is not a multiple of ``every``."""
+        if self._unsaved is not None:
+            self._write(*self._unsaved)
+            self._unsaved = None
+
+    def _write(self, epoch, logs):
         name, value = monitored(logs)
         loss = float(logs.get("loss", 0.0))
         if not (math.isfinite(value) and math.isfinite(loss) and weights_finite(self.model)):
@@ -119,9 +132,8 @@ class CheckpointWriter(keras.callbacks.Callback):
                  "wall_time": time.time(),
                  "elapsed_seconds": self.elapsed_seconds + time.monotonic() - self._session_start}
         if self.is_chief:
-            self.last_written = checkpoints.save_checkpoint(
-                self.checkpoints_dir, self.model, self.model.optimizer, state, is_best=is_best,
-                policy=self.policy)
+            checkpoints.save_checkpoint(self.checkpoints_dir, self.model, self.model.optimizer,
+                                        state, is_best=is_best, policy=self.policy)
         else:
             scratch = tempfile.mkdtemp(prefix="samplenet-worker-ckpt-")
             try:

@@ -31,14 +31,26 @@ def _attach(callback, model):
 
 def test_checkpoint_writer_every_two_epochs_and_best_follows_val_loss(tmp_path, model):
     writer = _attach(cb.CheckpointWriter(tmp_path, every=2, policy="all"), model)
+    writer.on_train_begin()
     for epoch, val_loss in enumerate([3.0, 2.0, 1.0, 4.0]):
         writer.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+    writer.on_train_end()
     assert [p.name for p in checkpoints.complete_checkpoints(tmp_path)] == ["ckpt-00002",
                                                                             "ckpt-00004"]
     assert checkpoints.best_checkpoint(tmp_path).name == "ckpt-00002"
     state = checkpoints.read_state(checkpoints.latest_checkpoint(tmp_path))
     assert state["epoch"] == 4 and state["val_loss"] == 4.0 and state["monitor"] == "val_loss"
     assert state["step"] == 0 and state["metrics"]["loss"] == 1.0
+
+
+def test_checkpoint_writer_saves_last_epoch_of_session(tmp_path, model):
+    writer = _attach(cb.CheckpointWriter(tmp_path, every=2, policy="all"), model)
+    writer.on_train_begin()
+    for epoch in range(3):
+        writer.on_epoch_end(epoch, {"loss": 1.0})
+    assert checkpoints.latest_checkpoint(tmp_path).name == "ckpt-00002"
+    writer.on_train_end()
+    assert checkpoints.latest_checkpoint(tmp_path).name == "ckpt-00003"
 
 
 def test_checkpoint_writer_skips_non_finite_weights(tmp_path, model):

@@ -120,7 +120,10 @@ def main(argv):
                                    seed=FLAGS.seed, prime=prime, condition=condition,
                                    chunk_samples=max(1, round(FLAGS.chunk_seconds
                                                               * model.sample_rate)))
-    num_samples = stream_to_wavs(chunks, paths, model.sample_rate)
+    try:
+        num_samples = stream_to_wavs(chunks, paths, model.sample_rate)
+    except NotImplementedError as error:  # e.g. a codec: nothing to sample from
+        raise ValueError(f"{folder} holds a {model.family!r} model: {error}") from None
     print(f"wrote {len(paths)} file(s) of {num_samples / model.sample_rate:.2f} s at "
           f"{model.sample_rate} Hz from {folder} to {out_dir}:", flush=True)
     for path in paths:

@@ -5,6 +5,7 @@ The config is a preset (``--model``, see ``configs/``), a JSON file (``--config`
 ``--data`` and the training flags given explicitly override its data and train sections. Prints
 the run directory at the start and at the end with the final bits per sample.
 """
+import sys
 from pathlib import Path
 
 from absl import flags
@@ -89,8 +90,13 @@ def main(argv):
         raise ValueError("--resume needs --logdir, the run directory to continue")
     logdir = FLAGS.logdir or default_logdir(name or config["family"])
     print(f"run directory: {logdir}", flush=True)
-    history = trainer.train(config, logdir, resume=FLAGS.resume, strategy=FLAGS.strategy,
-                            verbose=FLAGS.verbose)
+    try:
+        history = trainer.train(config, logdir, resume=FLAGS.resume, strategy=FLAGS.strategy,
+                                verbose=FLAGS.verbose)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue from the last checkpoint with: python train.py "
+              f"--resume --logdir {logdir}", file=sys.stderr)
+        return 130
     results = [f"{label} {history[key][-1]:.4f}"
                for label, key in (("train", "bits_per_sample"), ("valid", "val_bits_per_sample"))
                if history.get(key)]

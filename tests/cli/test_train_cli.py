@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 from absl import flags
@@ -109,9 +110,11 @@ def test_cli_train_generate_evaluate_round_trip(tmp_path):
     assert json.loads((run / "config.json").read_text())["family"] == "toy_ar"
 
     out = tmp_path / "generated"
+    prime = tmp_path / "prime.wav"
+    soundfile.write(prime, np.sin(np.arange(400) / 5.0) * 0.5, 8000)  # resampled to 4 kHz
     result = run_cli("generate.py", f"--ckpt={run}", "--seconds=0.05", "--num_seqs=2",
                      "--temperature=1.0,0.5", "--seed=3", f"--out_dir={out}",
-                     "--chunk_seconds=0.02")
+                     "--chunk_seconds=0.02", f"--prime={prime}")
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stdout
     assert sorted(p.name for p in out.iterdir()) == ["sample_0.wav", "sample_1.wav"]

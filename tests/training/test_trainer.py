@@ -123,6 +123,18 @@ def test_load_model_run_without_checkpoint_raises(tmp_path):
         load_model(tmp_path)
 
 
+@pytest.mark.slow
+def test_train_mixed_bfloat16_sets_policy_and_keeps_float32_weights(tmp_path):
+    try:
+        history = trainer.train(toy_config(mixed_precision="mixed_bfloat16"), tmp_path,
+                                verbose=0)
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(history["loss"][-1])
+    assert all(w.dtype == "float32" for w in load_model(tmp_path).weights)
+
+
 def test_train_bad_mixed_precision_raises(tmp_path):
     with pytest.raises(ValueError, match="mixed_precision"):
         trainer.train(toy_config(mixed_precision="float8"), tmp_path, verbose=0)

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from samplenet import audio as audio_io
 from samplenet.training import checkpoints
 
 
@@ -232,6 +233,8 @@ class SampleWriter(keras.callbacks.Callback):
     def __init__(self, samples_dir, writer, *, every, seconds, sample_rate, is_chief=True,
                  seed=0):
         super().__init__()
+        if not isinstance(every, int) or every < 0:
+            raise ValueError(f"train.generate_every must be an int >= 0 (0 = off), got {every!r}")
         if seconds <= 0 and every:
             raise ValueError(f"train.generate_seconds must be > 0, got {seconds!r}")
         self.samples_dir = Path(samples_dir)
@@ -246,8 +249,6 @@ class SampleWriter(keras.callbacks.Callback):
         if (not self.every or (epoch + 1) % self.every or not self.is_chief
                 or not weights_finite(self.model)):
             return
-        from samplenet import audio as audio_io  # imported here: only needed when writing
-
         try:
             _, audio = self.model.generate(max(1, round(self.seconds * self.sample_rate)),
                                            batch_size=1, seed=self.seed + epoch)

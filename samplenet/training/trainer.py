@@ -86,14 +86,9 @@ def _set_precision(name):
     keras.mixed_precision.set_global_policy(name or "float32")
 
 
-def _start_epoch(run, model, optimizer, resume):
-    """Restore the latest checkpoint when resuming: ``(epoch, best_value, elapsed_seconds)``."""
+def _resume(run, model, optimizer):
+    """Restore the run's latest checkpoint, if any: ``(epoch, best_value, elapsed_seconds)``."""
     latest = checkpoints.latest_checkpoint(run.checkpoints)
-    if not resume:
-        if latest is not None:
-            raise ValueError(f"{str(run)!r} already holds checkpoints; pass --resume (resume=True) "
-                             "to continue that run, or choose another run directory")
-        return 0, math.inf, 0.0
     if latest is None:
         logging.warning("%s has no checkpoint yet; starting from epoch 0", run)
         return 0, math.inf, 0.0
@@ -133,12 +128,15 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         if value is not None:
             config["train"][key] = value
     section = config["train"]
-    for key in ("epochs", "steps_per_epoch", "batch_size"):
+    for key in ("epochs", "steps_per_epoch", "batch_size", "validation_steps"):
         if section[key] < 1:
             raise ValueError(f"train.{key} must be >= 1, got {section[key]!r}")
     run = RunDir(run_dir)
     if resume:
         check_resume_config(run.read_config(), config, run)
+    elif checkpoints.latest_checkpoint(run.checkpoints) is not None:
+        raise ValueError(f"{str(run)!r} already holds checkpoints; pass --resume (resume=True) "
+                         "to continue that run, or choose another run directory")
     if isinstance(strategy, str):
         strategy = make_strategy(strategy)
     chief = is_chief(strategy)
@@ -151,7 +149,8 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         model.compile(optimizer=optimizer, jit_compile=section["jit_compile"])
         model.ensure_built()
         optimizer.build(model.trainable_variables)
-    initial_epoch, best_value, elapsed = _start_epoch(run, model, optimizer, resume)
+    initial_epoch, best_value, elapsed = (_resume(run, model, optimizer) if resume
+                                          else (0, math.inf, 0.0))
     if initial_epoch >= section["epochs"]:
         raise ValueError(f"{str(run)!r} has already trained {initial_epoch} epochs; ask for more "
                          f"(train.epochs / --epochs > {initial_epoch})")

@@ -155,7 +155,7 @@ def test_make_callbacks_patience_zero_disables_early_stopping(tmp_path):
 
 
 @pytest.mark.parametrize("key, value", [("checkpoint_every", 0), ("checkpoint_policy", "some"),
-                                        ("early_stopping_patience", -1)])
+                                        ("early_stopping_patience", -1), ("generate_every", -1)])
 def test_make_callbacks_bad_setting_raises_naming_it(tmp_path, key, value):
     with pytest.raises(ValueError, match=key):
         cb.make_callbacks(RunDir(tmp_path).create(), {**TRAIN_DEFAULTS, key: value},

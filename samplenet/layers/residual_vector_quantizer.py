@@ -161,14 +161,16 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         batch, frames = tf.shape(latent)[0], tf.shape(latent)[1]
         flat = tf.reshape(latent, [-1, self.latent_dim])
         if training:
-            self._initialize_once(tf.stop_gradient(flat))
-            counts = self.sample_num_quantizers(batch, num_used)
+            state = self._state_after_initialization(tf.stop_gradient(flat))
+            used = self.sample_num_quantizers(batch, num_used)
         else:
-            counts = tf.fill([batch], num_used)
-        active = tf.cast(tf.range(num_used)[None, :] < counts[:, None], tf.float32)
+            state = self._current_state()
+            used = tf.fill([batch], num_used)
+        active = tf.cast(tf.range(num_used)[None, :] < used[:, None], tf.float32)
         active_rows = tf.reshape(tf.repeat(active[:, None, :], frames, axis=1), [-1, num_used])
 
-        quantized, codes, residuals, commitment = self._quantize(flat, active_rows, num_used)
+        quantized, codes, residuals, commitment = self._quantize(flat, active_rows, num_used,
+                                                                 state[0])
         perplexities = []
         for i in range(num_used):
             usage = tf.math.unsorted_segment_sum(active_rows[:, i], codes[:, i],
@@ -177,7 +179,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
             perplexities.append(tf.exp(-tf.reduce_sum(
                 tf.math.multiply_no_nan(tf.math.log(probabilities), probabilities))))
         if training:
-            self._update_codebooks(residuals, codes, active_rows)
+            self._update_codebooks(residuals, codes, active_rows, *state)
 
         quantized = tf.reshape(quantized, tf.shape(latent))
         outputs = latent + tf.stop_gradient(quantized - latent)
@@ -187,7 +189,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
                 "codes": tf.transpose(tf.reshape(codes, [batch, frames, num_used]), [0, 2, 1]),
                 "commitment_losses": tf.stack(commitment),
                 "perplexities": tf.stack(perplexities),
-                "num_quantizers_used": counts}
+                "num_quantizers_used": used}
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -202,13 +204,13 @@ class ResidualVectorQuantizer(keras.layers.Layer):
                              f"got {num_quantizers!r}")
         return num_quantizers
 
-    def _quantize(self, flat, active_rows, num_used):
-        """Residual quantization of ``flat (M, D)`` with per-row masks ``(M, n)``.
+    def _quantize(self, flat, active_rows, num_used, codebooks):
+        """Residual quantization of ``flat (M, D)`` with per-row masks ``(M, n)`` by
+        ``codebooks (N, K, D)``.
 
         Returns the quantized sum ``(M, D)``, codes ``(M, n)``, the residual each quantizer
         received (gradient-free copies) and the commitment loss of each quantizer.
         """
-        codebooks = tf.convert_to_tensor(self.codebooks)
         residual = flat
         quantized = tf.zeros_like(flat)
         codes, residuals, commitment = [], [], []
@@ -230,8 +232,11 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         return (counts + self.laplace_epsilon) / (
             total + self.codebook_size * self.laplace_epsilon) * total
 
-    def _update_codebooks(self, residuals, codes, active_rows):
-        """EMA update then dead-code replacement of the codebooks that were used."""
+    def _update_codebooks(self, residuals, codes, active_rows, old_codebooks, old_counts,
+                          old_sums):
+        """EMA update then dead-code replacement of the codebooks that were used, from the
+        state ``(codebooks, counts, sums)`` the batch was quantized with; assigns the weights
+        (outside any control flow, as ``tf.distribute`` requires)."""
         codebooks, counts_all, sums_all = [], [], []
         for i, residual in enumerate(residuals):
             weights = active_rows[:, i]
@@ -239,8 +244,8 @@ class ResidualVectorQuantizer(keras.layers.Layer):
                                                            self.codebook_size)
             batch_counts, batch_sums, seen = _all_replicas_sum(
                 batch_counts, batch_sums, tf.reduce_sum(weights))
-            counts = self.ema_decay * self.ema_counts[i] + (1 - self.ema_decay) * batch_counts
-            sums = self.ema_decay * self.ema_sums[i] + (1 - self.ema_decay) * batch_sums
+            counts = self.ema_decay * old_counts[i] + (1 - self.ema_decay) * batch_counts
+            sums = self.ema_decay * old_sums[i] + (1 - self.ema_decay) * batch_sums
             codebook = sums / self._smoothed(counts)[:, None]
 
             share = seen / self.codebook_size
@@ -253,19 +258,23 @@ class ResidualVectorQuantizer(keras.layers.Layer):
             sums_all.append(tf.where(dead[:, None], fresh * share, sums))
         num_used = len(residuals)
         if num_used < self.num_quantizers:
-            codebooks.extend(tf.unstack(self.codebooks[num_used:]))
-            counts_all.extend(tf.unstack(self.ema_counts[num_used:]))
-            sums_all.extend(tf.unstack(self.ema_sums[num_used:]))
+            codebooks.extend(tf.unstack(old_codebooks[num_used:]))
+            counts_all.extend(tf.unstack(old_counts[num_used:]))
+            sums_all.extend(tf.unstack(old_sums[num_used:]))
         self.codebooks.assign(tf.stack(codebooks))
         self.ema_counts.assign(tf.stack(counts_all))
         self.ema_sums.assign(tf.stack(sums_all))
+        self.initialized.assign(1.0)
 
-    def _initialize_once(self, flat):
-        """k-means initialisation of every codebook and its EMA state, on the first call."""
-        def initialize():
-            self._kmeans_initialize(flat)
-            return tf.constant(True)
-        tf.cond(tf.convert_to_tensor(self.initialized) > 0.5, lambda: tf.constant(False), initialize)
+    def _state_after_initialization(self, flat):
+        """``(codebooks, ema_counts, ema_sums)``: the weights, or on the first training call
+        their k-means initialisation from ``flat (M, D)``."""
+        return tf.cond(tf.convert_to_tensor(self.initialized) > 0.5, self._current_state,
+                       lambda: self._kmeans_initialize(flat))
+
+    def _current_state(self):
+        return (tf.convert_to_tensor(self.codebooks), tf.convert_to_tensor(self.ema_counts),
+                tf.convert_to_tensor(self.ema_sums))
 
     def _kmeans_plus_plus(self, data):
         """k-means++ seeding: ``codebook_size`` rows of ``data (M, D)``, each drawn with
@@ -288,6 +297,8 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         return seeds.stack()
 
     def _kmeans_initialize(self, flat):
+        """k-means of each quantizer's residuals in turn -> ``(codebooks, counts, sums)``, the
+        EMA state of the final clusters (``codebooks == sums / counts`` where counts > 0)."""
         residual = flat
         ones = tf.ones_like(flat[:, 0])
         codebooks, counts_all, sums_all = [], [], []
@@ -303,10 +314,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
             counts_all.append(counts)
             sums_all.append(sums)
             residual = residual - tf.gather(centroids, _nearest(residual, centroids))
-        self.codebooks.assign(tf.stack(codebooks))
-        self.ema_counts.assign(tf.stack(counts_all))
-        self.ema_sums.assign(tf.stack(sums_all))
-        self.initialized.assign(1.0)
+        return tf.stack(codebooks), tf.stack(counts_all), tf.stack(sums_all)
 
     def get_config(self):
         return {**super().get_config(), "num_quantizers": self.num_quantizers,

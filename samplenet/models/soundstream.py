@@ -79,7 +79,11 @@ class SoundStream(AudioModel):
         residual vector quantizer's (see ``ResidualVectorQuantizer``).
       sample_rate: Hz.
       segment_samples: training segment length in samples.
-      commitment_weight, l1_weight, mel_weight: loss weights (EnCodec: L1 0.1, mel 1).
+      commitment_weight, l1_weight, mel_weight: loss weights. The defaults (L1 1, mel 0.01)
+        keep the waveform L1 dominant: the mel filterbank is blind to DC and Nyquist, and with
+        EnCodec's L1 0.1 / mel 1 applied to SoundStream's mel loss (values ~10-50, log term
+        weighted up to sqrt(1024)) the decoder drifted energy into those bins until its tanh
+        saturated within a few hundred steps, on one clip and on builtin:plucked alike.
       mel_windows, num_mels: scales of the mel loss (SoundStream: 64 .. 2048, 64 bands).
       adversarial: train with the STFT discriminator.
       adversarial_weight, feature_weight: generator's adversarial and feature-matching
@@ -96,7 +100,7 @@ class SoundStream(AudioModel):
     def __init__(self, channels=32, strides=(2, 4, 5, 8), latent_dim=128, num_quantizers=8,
                  codebook_size=1024, sample_rate=16000, segment_samples=16000,
                  commitment_weight=1.0, ema_decay=0.99, dead_code_threshold=0.1,
-                 quantizer_dropout=1.0, l1_weight=0.1, mel_weight=1.0,
+                 quantizer_dropout=1.0, l1_weight=1.0, mel_weight=0.01,
                  mel_windows=codec_losses.MEL_WINDOWS, num_mels=64, adversarial=False,
                  adversarial_weight=3.0, feature_weight=3.0,
                  discriminator_windows=DISCRIMINATOR_WINDOWS, discriminator_channels=32,

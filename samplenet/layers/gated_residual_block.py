@@ -18,7 +18,8 @@ class GatedResidualBlock(keras.layers.Layer):
 
     ``h = conv(x) [+ W_g g] [+ W_l c]`` (a dilated causal conv of ``filter_width`` taps giving
     filter and gate, ``dilation_channels`` each), ``z = tanh(filter) * sigmoid(gate)``,
-    ``residual = x + W_r z`` (1x1), ``skip = W_s z`` (1x1).
+    ``residual = x + W_r z`` (1x1), ``skip = W_s z`` (1x1). ``W_r`` and ``W_s`` are the two
+    column blocks of one 1x1 projection (one matrix product per step).
 
     Args:
       residual_channels: channels of the block input and residual output.
@@ -64,9 +65,8 @@ class GatedResidualBlock(keras.layers.Layer):
         self.local_projection = (keras.layers.Dense(2 * dilation_channels, use_bias=False,
                                                     name="local_projection")
                                  if local_condition_channels else None)
-        self.residual_projection = (keras.layers.Dense(residual_channels, name="residual")
-                                    if use_residual else None)
-        self.skip_projection = keras.layers.Dense(skip_channels, name="skip")
+        self.output_projection = keras.layers.Dense(
+            skip_channels + (residual_channels if use_residual else 0), name="output_projection")
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
@@ -78,9 +78,7 @@ class GatedResidualBlock(keras.layers.Layer):
             self.global_projection.build((None, self.global_condition_channels))
         if self.local_projection is not None:
             self.local_projection.build((None, None, self.local_condition_channels))
-        if self.residual_projection is not None:
-            self.residual_projection.build((None, None, self.dilation_channels))
-        self.skip_projection.build((None, None, self.dilation_channels))
+        self.output_projection.build((None, None, self.dilation_channels))
 
     def _condition(self, hidden, global_condition, local_condition, time_axis):
         """Add the conditioning projections to the filter/gate pre-activations ``hidden``."""
@@ -101,9 +99,11 @@ class GatedResidualBlock(keras.layers.Layer):
     def _gate(self, inputs, hidden):
         gated = tf.tanh(hidden[..., :self.dilation_channels]) * tf.sigmoid(
             hidden[..., self.dilation_channels:])
-        residual = (inputs + self.residual_projection(gated)
-                    if self.residual_projection is not None else None)
-        return residual, self.skip_projection(gated)
+        projected = self.output_projection(gated)
+        if not self.use_residual:
+            return None, projected
+        return (inputs + projected[..., :self.residual_channels],
+                projected[..., self.residual_channels:])
 
     def call(self, inputs, global_condition=None, local_condition=None):
         hidden = self._condition(self.dilated(inputs), global_condition, local_condition,

@@ -31,12 +31,11 @@ def _numpy_block(block, x, g=None, c=None):
         hidden += c @ block.local_projection.kernel.numpy()
     half = block.dilation_channels
     z = np.tanh(hidden[..., :half]) * _sigmoid(hidden[..., half:])
-    skip = z @ block.skip_projection.kernel.numpy() + block.skip_projection.bias.numpy()
-    if block.residual_projection is None:
-        return None, skip
-    residual = x + z @ block.residual_projection.kernel.numpy() + \
-        block.residual_projection.bias.numpy()
-    return residual, skip
+    projected = z @ block.output_projection.kernel.numpy() + block.output_projection.bias.numpy()
+    if not block.use_residual:
+        return None, projected
+    residual_channels = x.shape[-1]
+    return x + projected[..., :residual_channels], projected[..., residual_channels:]
 
 
 def test_gated_residual_block_contract():
@@ -68,7 +67,7 @@ def test_gated_residual_block_matches_numpy_reference(conditioned, use_residual)
     if use_residual:
         np.testing.assert_allclose(residual.numpy(), expected_residual, atol=1e-5)
     else:
-        assert residual is None and block.residual_projection is None
+        assert residual is None and block.output_projection.units == 7
 
 
 def test_gated_residual_block_step_equals_call():

@@ -7,6 +7,7 @@ folder ``checkpoints/.tmp-...`` and renamed into place when complete; the pointe
 ``checkpoints/latest`` and ``checkpoints/best`` (folder names, written atomically) only ever
 name complete checkpoints, so a run killed at any moment resumes from a whole checkpoint.
 """
+import collections
 import inspect
 import json
 import os
@@ -221,9 +222,10 @@ def restore(model, optimizer, folder):
     model.ensure_built()
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
+    objects = checkpointed_variables(model, optimizer)
     try:
-        status = tf.train.Checkpoint(**checkpointed_variables(model, optimizer)).read(
-            str(folder / PREFIX))
+        _check_counts(objects, str(folder / PREFIX))
+        status = tf.train.Checkpoint(**objects).read(str(folder / PREFIX))
         if optimizer is None:
             status.expect_partial()  # the optimizer slots in the file are not wanted
         status.assert_existing_objects_matched()
@@ -234,6 +236,18 @@ def restore(model, optimizer, folder):
         raise CheckpointError(f"checkpoint {str(folder)!r} is corrupted or unreadable: "
                               f"{_first_line(error)}") from None
     return state
+
+
+def _check_counts(objects, prefix):
+    """``ValueError`` unless the checkpoint holds as many variables in each group ("model",
+    "optimizer") as ``objects``: reading only checks that ours are found, so a checkpoint with
+    more (another architecture or optimizer) would otherwise restore partially."""
+    saved = collections.Counter(name.split("/", 1)[0] for name, _ in tf.train.list_variables(prefix)
+                                if name.endswith("/.ATTRIBUTES/VARIABLE_VALUE"))
+    for group, variables in objects.items():
+        if saved[group] != len(variables):
+            raise ValueError(f"it holds {saved[group]} {group} variables, this {group} has "
+                             f"{len(variables)}")
 
 
 def _first_line(error):

@@ -141,6 +141,13 @@ def test_restore_mismatched_shapes_outside_run_raises_clear_error(tmp_path):
         restore(ToyAR(kernel_size=3), None, folder)
 
 
+def test_restore_other_optimizer_raises_instead_of_restoring_partially(tmp_path):
+    model, optimizer, _ = _trained()
+    folder = _save(tmp_path / "loose", model, optimizer, epoch=1)
+    with pytest.raises(CheckpointError, match="6 optimizer variables, this optimizer has 2"):
+        restore(ToyAR(), keras.optimizers.SGD(), folder)
+
+
 def test_restore_truncated_data_raises_naming_checkpoint(run):
     model, optimizer, _ = _trained()
     folder = _save(run.checkpoints, model, optimizer, epoch=1)

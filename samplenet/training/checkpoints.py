@@ -1,8 +1,9 @@
 """Atomic, self-describing checkpoints inside a run directory.
 
 ``checkpoints/ckpt-<epoch:05d>/`` holds ``ckpt.index`` + ``ckpt.data-*`` (a
-``tf.train.Checkpoint(model=..., optimizer=...)``, no pickles) and ``state.json`` (epoch,
-optimizer step, val_loss, train metrics, wall time). A checkpoint is written into a temporary
+``tf.train.Checkpoint`` of the model's weights and the optimizer's variables, see
+``checkpointed_variables``; no pickles) and ``state.json`` (epoch, optimizer step, val_loss,
+train metrics, wall time). A checkpoint is written into a temporary
 folder ``checkpoints/.tmp-...`` and renamed into place when complete; the pointer files
 ``checkpoints/latest`` and ``checkpoints/best`` (folder names, written atomically) only ever
 name complete checkpoints, so a run killed at any moment resumes from a whole checkpoint.

@@ -97,11 +97,12 @@ def main(argv):
         print(f"\ninterrupted; continue from the last checkpoint with: python train.py "
               f"--resume --logdir {logdir}", file=sys.stderr)
         return 130
+    metric = "bits_per_sample" if "bits_per_sample" in history else "loss"
     results = [f"{label} {history[key][-1]:.4f}"
-               for label, key in (("train", "bits_per_sample"), ("valid", "val_bits_per_sample"))
+               for label, key in (("train", metric), ("valid", f"val_{metric}"))
                if history.get(key)]
-    print(f"finished: {Path(logdir)}" + (f"; bits per sample: {', '.join(results)}"
-                                         if results else ""), flush=True)
+    print(f"finished: {Path(logdir)}; final {metric.replace('_', ' ')}: {', '.join(results)}",
+          flush=True)
 
 
 def run():

@@ -68,6 +68,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
     vectors that used it; residuals subtract ``stop_gradient(q_i)``, so every quantizer's term
     has a gradient to the input (not only the first one's).
 
+    The layer computes in float32 under mixed precision (unless given another ``dtype``).
     Under ``tf.distribute`` the batch statistics are summed over replicas and the EMA state
     keeps the first replica's value (k-means and the replacement vectors come from its batch).
 
@@ -93,6 +94,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
     def __init__(self, num_quantizers=8, codebook_size=1024, ema_decay=0.99,
                  dead_code_threshold=0.1, quantizer_dropout=1.0, kmeans_iterations=10,
                  laplace_epsilon=1e-5, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # distances and EMA statistics need float32
         super().__init__(**kwargs)
         for name, value in (("num_quantizers", num_quantizers),
                             ("codebook_size", codebook_size),

@@ -221,7 +221,7 @@ class SoundStream(AudioModel):
 
     # ----- codec -------------------------------------------------------------------------
     def _pad(self, audio):
-        audio = tf.convert_to_tensor(audio, tf.float32)
+        audio = tf.cast(audio, tf.float32)
         if audio.shape.rank != 2:
             raise ValueError(f"audio must be (batch, time), got shape {audio.shape}")
         extra = tf.math.floormod(-tf.shape(audio)[1], self.hop)

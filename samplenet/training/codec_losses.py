@@ -54,15 +54,16 @@ def waveform_l1_loss(reference, estimate):
 def discriminator_hinge_loss(real_logits, fake_logits):
     """Hinge loss of a multi-scale discriminator: mean over scales of
     ``mean(relu(1 - D(x))) + mean(relu(1 + D(x')))``; lists of logits, one per scale."""
-    terms = [tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
+    terms = [tf.reduce_mean(tf.nn.relu(1.0 - tf.cast(real, tf.float32)))
+             + tf.reduce_mean(tf.nn.relu(1.0 + tf.cast(fake, tf.float32)))
              for real, fake in zip(real_logits, fake_logits)]
     return tf.add_n(terms) / len(terms)
 
 
 def generator_hinge_loss(fake_logits):
     """Adversarial loss of the generator: mean over scales of ``mean(relu(1 - D(x')))``."""
-    return tf.add_n([tf.reduce_mean(tf.nn.relu(1.0 - fake)) for fake in fake_logits]) / \
-        len(fake_logits)
+    return tf.add_n([tf.reduce_mean(tf.nn.relu(1.0 - tf.cast(fake, tf.float32)))
+                     for fake in fake_logits]) / len(fake_logits)
 
 
 def feature_matching_loss(real_features, fake_features, eps=1e-8):
@@ -72,7 +73,8 @@ def feature_matching_loss(real_features, fake_features, eps=1e-8):
     terms = []
     for real_maps, fake_maps in zip(real_features, fake_features):
         for real, fake in zip(real_maps, fake_maps):
-            real = tf.stop_gradient(real)
+            real = tf.stop_gradient(tf.cast(real, tf.float32))
+            fake = tf.cast(fake, tf.float32)
             terms.append(tf.reduce_mean(tf.abs(real - fake)) / (tf.reduce_mean(tf.abs(real))
                                                                   + eps))
     return tf.add_n(terms) / len(terms)

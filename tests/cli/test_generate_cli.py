@@ -83,9 +83,3 @@ def test_cli_generate_unwritable_out_dir_is_one_line_error(tmp_path):
     result = run_cli("generate.py", f"--ckpt={tmp_path / 'run'}", "--seconds=0.01",
                      f"--out_dir={blocker / 'out'}")
     assert_one_line_error(result, "a_file")
-
-
-@pytest.mark.slow
-def test_cli_generate_non_positive_seconds_is_one_line_error(tmp_path):
-    result = run_cli("generate.py", f"--ckpt={tmp_path}", "--seconds=-1")
-    assert_one_line_error(result, "--seconds")

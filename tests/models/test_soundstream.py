@@ -115,13 +115,14 @@ def test_streaming_encode_rejects_a_chunk_after_a_partial_one():
         list(model.encode_stream([audio[:, :13], audio[:, 13:]]))
 
 
-def test_config_and_keras_round_trips():
-    for overrides in ({}, GAN):
-        model = _tiny(**overrides)
-        assert SoundStream(**model.get_config()).get_config() == model.get_config()
-        assert_model_round_trip(model, _audio())
+@pytest.mark.parametrize("overrides", [{}, GAN], ids=["plain", "adversarial"])
+def test_config_and_keras_round_trips(overrides):
+    model = _tiny(**overrides)
+    assert SoundStream(**model.get_config()).get_config() == model.get_config()
+    assert_model_round_trip(model, _audio())
 
 
+@pytest.mark.slow
 def test_adversarial_training_with_curriculum_and_checkpoints():
     model = _tiny(**GAN)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)

@@ -101,14 +101,14 @@ class ResidualVectorQuantizer(keras.layers.Layer):
                             ("kmeans_iterations", kmeans_iterations)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 < ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay!r}")
-        if not dead_code_threshold >= 0.0:
-            raise ValueError(f"dead_code_threshold must be >= 0, got {dead_code_threshold!r}")
-        if not 0.0 <= quantizer_dropout <= 1.0:
-            raise ValueError(f"quantizer_dropout must be in [0, 1], got {quantizer_dropout!r}")
-        if not laplace_epsilon > 0.0:
-            raise ValueError(f"laplace_epsilon must be > 0, got {laplace_epsilon!r}")
+        for name, value, valid, expected in (
+                ("ema_decay", ema_decay, lambda v: 0 < v < 1, "in (0, 1)"),
+                ("dead_code_threshold", dead_code_threshold, lambda v: v >= 0, ">= 0"),
+                ("quantizer_dropout", quantizer_dropout, lambda v: 0 <= v <= 1, "in [0, 1]"),
+                ("laplace_epsilon", laplace_epsilon, lambda v: v > 0, "> 0")):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not valid(value):
+                raise ValueError(f"{name} must be a number {expected}, got {value!r}")
         self.num_quantizers = num_quantizers
         self.codebook_size = codebook_size
         self.ema_decay = ema_decay

@@ -33,7 +33,7 @@ def test_rvq_keeps_the_layer_contract():
 @pytest.mark.parametrize("kwargs", [
     {"num_quantizers": 0}, {"codebook_size": 2.0}, {"ema_decay": 1.0},
     {"dead_code_threshold": -1}, {"quantizer_dropout": 1.5}, {"kmeans_iterations": 0},
-    {"laplace_epsilon": 0}])
+    {"laplace_epsilon": 0}, {"ema_decay": "0.9"}])
 def test_rvq_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         ResidualVectorQuantizer(**kwargs)

@@ -131,11 +131,21 @@ class ResidualVectorQuantizer(keras.layers.Layer):
                                            **state)
 
     # ----- public API --------------------------------------------------------------------
+    def check_num_quantizers(self, num_quantizers):
+        """``num_quantizers`` (default ``N``) after checking it is an int in ``[1, N]``."""
+        if num_quantizers is None:
+            return self.num_quantizers
+        if isinstance(num_quantizers, bool) or not isinstance(num_quantizers, int) \
+                or not 1 <= num_quantizers <= self.num_quantizers:
+            raise ValueError(f"num_quantizers must be an integer in [1, {self.num_quantizers}], "
+                             f"got {num_quantizers!r}")
+        return num_quantizers
+
     def sample_num_quantizers(self, batch_size, num_quantizers=None):
         """Quantizer dropout: int32 ``(batch,)`` counts; each is ``n ~ U{1, ..., n_max}``
         (inclusive) with probability ``quantizer_dropout``, else ``n_max``
         (``num_quantizers``, default ``N``)."""
-        n_max = self._check_num_quantizers(num_quantizers)
+        n_max = self.check_num_quantizers(num_quantizers)
         drawn = tf.random.uniform([batch_size], minval=1, maxval=n_max + 1, dtype=tf.int32)
         dropped = tf.random.uniform([batch_size]) < self.quantizer_dropout
         return tf.where(dropped, drawn, n_max)
@@ -149,7 +159,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         """Codes ``(batch, n, frames)`` (n <= N, the first n codebooks) -> the quantized latent
         ``(batch, frames, latent_dim)`` float32: the sum of the selected codes."""
         codes = tf.convert_to_tensor(codes, tf.int32)
-        num_used = self._check_num_quantizers(codes.shape[1])
+        num_used = self.check_num_quantizers(codes.shape[1])
         codebooks = tf.convert_to_tensor(self.codebooks)
         return tf.add_n([tf.gather(codebooks[i], codes[:, i]) for i in range(num_used)])
 
@@ -159,7 +169,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         if latent.shape.rank != 3:
             raise ValueError(f"ResidualVectorQuantizer expects (batch, frames, latent_dim), "
                              f"got shape {latent.shape}")
-        num_used = self._check_num_quantizers(num_quantizers)
+        num_used = self.check_num_quantizers(num_quantizers)
         batch, frames = tf.shape(latent)[0], tf.shape(latent)[1]
         flat = tf.reshape(latent, [-1, self.latent_dim])
         if training:
@@ -197,15 +207,6 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         return tuple(input_shape)
 
     # ----- internals ---------------------------------------------------------------------
-    def _check_num_quantizers(self, num_quantizers):
-        if num_quantizers is None:
-            return self.num_quantizers
-        if isinstance(num_quantizers, bool) or not isinstance(num_quantizers, int) \
-                or not 1 <= num_quantizers <= self.num_quantizers:
-            raise ValueError(f"num_quantizers must be an integer in [1, {self.num_quantizers}], "
-                             f"got {num_quantizers!r}")
-        return num_quantizers
-
     def _quantize(self, flat, active_rows, num_used, codebooks):
         """Residual quantization of ``flat (M, D)`` with per-row masks ``(M, n)`` by
         ``codebooks (N, K, D)``.

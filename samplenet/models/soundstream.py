@@ -188,9 +188,9 @@ class SoundStream(AudioModel):
 
     def bitrate_kbps(self, num_quantizers=None):
         """Bitrate in kbit/s using the first ``num_quantizers`` codebooks (default all)."""
-        return codec_metrics.bitrate_kbps(self.sample_rate, self.hop,
-                                          num_quantizers or self.num_quantizers,
-                                          self.codebook_size)
+        return codec_metrics.bitrate_kbps(
+            self.sample_rate, self.hop, self.quantizer.check_num_quantizers(num_quantizers),
+            self.codebook_size)
 
     def build(self, input_shape=None):
         self.encoder.build((None, None))

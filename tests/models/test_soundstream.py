@@ -39,6 +39,8 @@ def test_preset_is_a_4_kbps_codec_at_16_khz():
     assert (model.sample_rate, model.hop, model.frame_rate) == (16000, 320, 50.0)
     assert model.bitrate_kbps() == pytest.approx(4.0)
     assert model.bitrate_kbps(2) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="num_quantizers"):
+        model.bitrate_kbps(9)
     assert model.data_kind == "segments"
     assert model.data_options() == {"segment_samples": 16000}
     assert model.example_batch(3)["audio"].shape == (3, 16000)

@@ -308,8 +308,12 @@ def analyze_dataset(source_or_spec, *, split="all", sample_rate=None,
     Raises:
       ValueError for a bad spec, folder or argument, or when no file could be analysed.
     """
-    source = source_or_spec if isinstance(source_or_spec, Source) else from_spec(
-        source_or_spec, sample_rate)
+    if isinstance(source_or_spec, Source):
+        if sample_rate is not None:
+            raise ValueError("sample_rate applies to a spec; a Source has its own sample_rate")
+        source = source_or_spec
+    else:
+        source = from_spec(source_or_spec, sample_rate)
     if not correlation_seconds > 0:
         raise ValueError(f"correlation_seconds must be > 0, got {correlation_seconds!r}")
     examples = source.examples(split)

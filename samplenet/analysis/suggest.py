@@ -161,7 +161,8 @@ def _linear_ar_structure(lag, report, rate):
     return {"order": order}, order, reason
 
 
-def _check_family(family):
+def check_family(family):
+    """``ValueError`` unless ``family`` is one ``suggest_config`` knows."""
     if family not in SUGGEST_FAMILIES:
         raise ValueError(f"suggest_config knows the families {sorted(SUGGEST_FAMILIES)}, got "
                          f"{family!r}")
@@ -231,7 +232,7 @@ def suggest_config(dataset_report, family, *, preset=None, overrides=None,
     if not isinstance(dataset_report, DatasetReport):
         raise ValueError(f"dataset_report must be a DatasetReport from analyze_dataset, got "
                          f"{type(dataset_report).__name__}")
-    _check_family(family)
+    check_family(family)
     if isinstance(memory_bytes, bool) or not isinstance(memory_bytes, (int, float)) \
             or not memory_bytes > 0:
         raise ValueError(f"memory_bytes must be a number > 0, got {memory_bytes!r}")

@@ -100,7 +100,8 @@ def describe(spec, settings, sets):
         return f"{settings.matmul_size}x{settings.matmul_size} fp32"
     base, variant = VARIANTS.get(spec["preset"], (spec["preset"], {}))
     items = {**variant, **spec.get("overrides", {})}
-    words = [base] + [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in items.items()]
+    words = [base] + [f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
+                      for k, v in items.items()]
     words += list(sets)
     if "batch" in spec:
         words.append(f"batch={spec['batch']}")

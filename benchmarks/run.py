@@ -21,9 +21,9 @@ Benchmarks (``--only`` takes comma-separated names or shell patterns such as ``g
                         budget (plus next-sample accuracy).
 ``<preset>`` is a preset of ``configs/`` or a family, or one of ``VARIANTS`` (the peers'
 configurations). ``--set`` overrides apply to every model benchmark. When
-``samplenet.analysis.analyze_model`` reports ``flops_per_sample``, speed rows also give the
-achieved GFLOP/s as a fraction of matmul-peak measured in the same run (training counts
-3x the forward FLOPs).
+``samplenet.analysis.analyze_model`` knows the FLOPs per sample of the task (generation,
+training, encode, decode), speed rows also give the achieved GFLOP/s and its fraction of
+matmul-peak measured in the same run.
 """
 import argparse
 import dataclasses
@@ -54,10 +54,10 @@ VARIANTS = {  # name -> (preset or family, constructor overrides)
 SPEED_PRESETS = ("samplernn_2tier", "samplernn_3tier", "samplernn_peer", "wavenet",
                  "wavenet_peer")
 CODEC_PRESETS = ("soundstream",)
-SMALL_SAMPLERNN = {"dim": 256, "seq_len": 256, "train.batch_size": 16}
+# Small enough for a few hundred CPU training steps within the budget.
+SMALL_SAMPLERNN = {"dim": 256, "seq_len": 128, "train.batch_size": 8}
 QUALITY_PRESETS = {"samplernn_2tier": SMALL_SAMPLERNN, "samplernn_3tier": SMALL_SAMPLERNN,
                    "wavenet_toy": {}}
-TRAIN_FLOPS_FACTOR = 3  # forward + backward ~ 3x the forward FLOPs
 GEN_CHUNK_TOTAL = 2048  # samples of one generation chunk (one compiled loop call), all streams
 
 
@@ -124,8 +124,11 @@ def timed_rate(step, seconds):
             return done / elapsed
 
 
-def figure(name, unit, values):
-    return {"figure": name, "unit": unit, "values": [float(v) for v in values]}
+def figure(name, unit, values, flops_per_unit=None):
+    """One reported figure; ``flops_per_unit`` (FLOPs per unit of ``values``, if known) gives
+    its achieved GFLOP/s."""
+    return {"figure": name, "unit": unit, "values": [float(v) for v in values],
+            "flops_per_unit": flops_per_unit}
 
 
 def build(spec, sets):
@@ -138,16 +141,14 @@ def build(spec, sets):
     return models.model_from_config(config), config
 
 
-def flops_per_sample(model):
-    """Forward FLOPs per generated sample from ``samplenet.analysis``, or None if unknown."""
+def flops_per_sample(model, task):
+    """FLOPs per audio sample of ``task`` ("generation", "training", "encode", "decode") from
+    ``samplenet.analysis.analyze_model``, or None when it does not know them."""
     try:
         from samplenet.analysis import analyze_model
-        report = analyze_model(model)
-    except Exception:  # analysis not there yet, or it cannot analyse this model
+        return float(analyze_model(model, measure=False).flops_per_sample[task])
+    except Exception:  # analysis missing, or it does not know this model or task
         return None
-    value = (report.get("flops_per_sample") if isinstance(report, dict)
-             else getattr(report, "flops_per_sample", None))
-    return None if value is None else float(value)
 
 
 def source_for(model, config):
@@ -192,10 +193,10 @@ def bench_gen(spec, settings, sets):
         return codes.size
 
     totals = [timed_rate(step, settings.seconds) for _ in range(settings.repeats)]
-    return {"figures": [figure("generation total", "samples/s", totals),
+    return {"figures": [figure("generation total", "samples/s", totals,
+                               flops_per_sample(model, "generation")),
                         figure("generation per stream", "samples/s", [t / batch for t in totals]),
-                        figure("real-time factor", "x", [t / model.sample_rate for t in totals])],
-            "flops_per_unit": flops_per_sample(model)}
+                        figure("real-time factor", "x", [t / model.sample_rate for t in totals])]}
 
 
 def bench_train(spec, settings, sets):
@@ -218,9 +219,8 @@ def bench_train(spec, settings, sets):
     fit(1)
     steps = max(1, int(settings.seconds / (time.perf_counter() - start)))
     values = [timed_rate(lambda: fit(steps), settings.seconds) for _ in range(settings.repeats)]
-    flops = flops_per_sample(model)
-    return {"figures": [figure("training", "targets/s", values)],
-            "flops_per_unit": None if flops is None else TRAIN_FLOPS_FACTOR * flops}
+    return {"figures": [figure("training", "targets/s", values,
+                               flops_per_sample(model, "training"))]}
 
 
 def bench_codec(spec, settings, sets):
@@ -242,8 +242,10 @@ def bench_codec(spec, settings, sets):
     figures = []
     for name, step in (("encode", encode), ("decode", decode)):
         rates = [timed_rate(step, settings.seconds) for _ in range(settings.repeats)]
+        flops = flops_per_sample(model, name)
         figures.append(figure(f"{name} real-time factor", "x",
-                              [r / model.sample_rate for r in rates]))
+                              [r / model.sample_rate for r in rates],
+                              None if flops is None else flops * model.sample_rate))
     return {"figures": figures}
 
 
@@ -322,15 +324,15 @@ def run_child(spec, settings, sets, timeout):
 
 
 def summarise(name, spec, result, config, peak_gflops):
-    """Add median/min/max per figure and the fraction of the matmul peak."""
+    """Add median/min/max per figure, its achieved GFLOP/s and their fraction of the peak."""
     row = {"name": name, "kind": spec["kind"], "config": config, **result}
     for item in row.get("figures", []):
         values = item["values"]
         item.update(median=statistics.median(values), min=min(values), max=max(values))
-    flops = row.get("flops_per_unit")
-    if flops and peak_gflops and row.get("figures"):
-        achieved = row["figures"][0]["median"] * flops / 1e9
-        row.update(achieved_gflops=achieved, fraction_of_peak=achieved / peak_gflops)
+        if item.get("flops_per_unit"):
+            item["achieved_gflops"] = item["median"] * item["flops_per_unit"] / 1e9
+            if peak_gflops:
+                item["fraction_of_peak"] = item["achieved_gflops"] / peak_gflops
     return row
 
 
@@ -366,7 +368,7 @@ def number(value):
 def table(rows):
     """A Markdown table, one line per figure."""
     lines = ["| name | config | figure | unit | median | min | max | peak RSS MB "
-             "| of matmul peak |", "|" + "---|" * 9]
+             "| GFLOP/s (of matmul peak) |", "|" + "---|" * 9]
     for row in rows:
         rss = number(row.get("peak_rss_mb"))
         if "unavailable" in row:
@@ -374,13 +376,15 @@ def table(rows):
                          f"{row['unavailable']} | | | | | {rss} | |")
             continue
         for i, item in enumerate(row["figures"]):
-            first = i == 0  # config, memory and peak fraction on the benchmark's first line
-            fraction = row.get("fraction_of_peak") if first else None
+            first = i == 0  # config and memory on the benchmark's first line
+            gflops = number(item.get("achieved_gflops"))
+            if "fraction_of_peak" in item:
+                gflops += f" ({item['fraction_of_peak']:.0%})"
             lines.append(
                 f"| {row['name']} | {row['config'] if first else ''} | {item['figure']} | "
                 f"{item['unit']} | {number(item['median'])} | {number(item['min'])} | "
                 f"{number(item['max'])} | {rss if first else ''} | "
-                f"{'' if fraction is None else f'{fraction:.1%}'} |")
+                f"{gflops} |")
     return "\n".join(lines)
 
 

@@ -130,13 +130,31 @@ def _power_spectrum_sum(excerpt):
     return (np.abs(np.fft.rfft(frames, axis=1)) ** 2).sum(axis=0), count
 
 
-def _silent_frames(x, frame):
-    """``(silent frames, frames)``: 20 ms frames with RMS below SILENCE_DBFS (a file shorter
-    than a frame is one frame)."""
-    count = max(1, len(x) // frame)
-    frames = x[:count * frame].reshape(count, -1) if len(x) >= frame else x[None]
-    power = np.mean(np.square(frames, dtype=np.float64), axis=1)
-    return int(np.sum(power < 10.0 ** (SILENCE_DBFS / 10.0))), count
+class _LevelSums:
+    """Sums over the samples of one file: ``total``, ``squares``, ``clipped`` samples,
+    ``peak`` |x|, and ``silent`` of ``frames`` 20 ms frames (the last partial frame is
+    ignored unless the file is shorter than one frame)."""
+
+    BLOCK_FRAMES = 4096  # frames per block: long files are read without a float64 copy
+
+    def __init__(self, x, frame):
+        self.total = self.squares = self.peak = 0.0
+        self.clipped = self.silent = self.frames = 0
+        threshold = 10.0 ** (SILENCE_DBFS / 10.0)
+        block = frame * self.BLOCK_FRAMES
+        for start in range(0, len(x), block):
+            part = x[start:start + block].astype(np.float64)
+            magnitude = np.abs(part)
+            self.total += float(part.sum())
+            self.squares += float(part @ part)
+            self.clipped += int(np.count_nonzero(magnitude >= CLIP_LEVEL))
+            self.peak = max(self.peak, float(magnitude.max()))
+            whole = len(part) // frame * frame
+            power = np.mean(np.square(part[:whole]).reshape(-1, frame), axis=1)
+            self.silent += int(np.count_nonzero(power < threshold))
+            self.frames += len(power)
+        if self.frames == 0 and len(x):
+            self.frames, self.silent = 1, int(self.squares / len(x) < threshold)
 
 
 class _Progress:
@@ -348,20 +366,17 @@ def analyze_dataset(source_or_spec, *, split="all", sample_rate=None,
         rates[file_rate] += 1
         channel_counts[file_channels] += 1
         durations.append(len(x) / rate if seconds is None else seconds)
-        x64 = x.astype(np.float64)
-        energy = float(np.dot(x64, x64))
-        file_peak = float(np.max(np.abs(x64))) if len(x) else 0.0
+        sums = _LevelSums(x, silence_frame)
         num_samples += len(x)
-        sum_x += float(x64.sum())
-        sum_x2 += energy
-        clipped += int(np.sum(np.abs(x) >= CLIP_LEVEL))
-        peak = max(peak, file_peak)
-        if energy > 0:
-            crest_factors.append(20.0 * math.log10(file_peak) - _db(energy / len(x)))
-        file_silent, file_frames = _silent_frames(x64, silence_frame)
-        silent, frames = silent + file_silent, frames + file_frames
+        sum_x += sums.total
+        sum_x2 += sums.squares
+        clipped += sums.clipped
+        peak = max(peak, sums.peak)
+        if sums.squares > 0:
+            crest_factors.append(20.0 * math.log10(sums.peak) - _db(sums.squares / len(x)))
+        silent, frames = silent + sums.silent, frames + sums.frames
         start = max(0, (len(x) - excerpt_samples) // 2)
-        excerpt = x64[start:start + excerpt_samples]
+        excerpt = x[start:start + excerpt_samples].astype(np.float64)
         rho = _autocorrelation(excerpt, excerpt_samples)
         if rho is not None:
             rho_sum += len(excerpt) * rho

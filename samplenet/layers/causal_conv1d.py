@@ -103,10 +103,15 @@ class CausalConv1D(keras.layers.Layer):
                             for k in range(self.kernel_size - 1)], tf.int32)
         slots = tf.math.floormod(position - lags, self.cache_length)
         past = tf.gather(cache, slots)  # (kernel_size - 1, batch, in_channels), oldest first
-        outputs = current + tf.einsum("kbc,kcf->bf", past, kernel[:-1])
+        outputs = self._finish(current + tf.einsum("kbc,kcf->bf", past, kernel[:-1]))
+        # The stored value is made to depend on the read (times a zero XLA cannot fold: the
+        # position is never negative), so XLA orders the read first and updates the ring
+        # buffer in place; without it, it copies the whole buffer at every step.
+        zero = tf.cast(position < 0, inputs.dtype)
+        stored = inputs + zero * tf.reduce_sum(outputs, axis=-1, keepdims=True)
         write = tf.reshape(tf.math.floormod(position, self.cache_length), (1, 1))
-        cache = tf.tensor_scatter_nd_update(cache, write, inputs[None])
-        return self._finish(outputs), cache
+        cache = tf.tensor_scatter_nd_update(cache, write, stored[None])
+        return outputs, cache
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

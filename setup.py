@@ -36,6 +36,7 @@ setup(
             "samplenet-generate=samplenet.cli.generate:run",
             "samplenet-evaluate=samplenet.cli.evaluate:run",
             "samplenet-analyze=samplenet.analysis.__main__:run",
+            "samplenet-codec=samplenet.cli.codec:run",
         ]
     },
 )

@@ -11,6 +11,7 @@ import io
 import os
 import uuid
 import warnings
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -200,3 +201,43 @@ def save(path, audio, sample_rate, subtype="PCM_16"):
                 os.remove(temporary)
     except OSError as error:
         raise AudioError(f"{path}: cannot write ({error.strerror or error})") from None
+
+
+def stream_to_wavs(chunks, paths, sample_rate):
+    """Write audio arriving in chunks to 16-bit WAV files without holding it in memory.
+
+    Args:
+      chunks: iterable of float arrays ``(len(paths), n)`` in [-1, 1] (clipped); row ``i``
+        is appended to ``paths[i]``.
+      paths: output paths (``pathlib.Path``); their folders must exist.
+      sample_rate: Hz.
+    Each file is written as ``.<name>.partial`` and renamed when every chunk is written; on
+    failure the partial files are removed and no output path is touched. Returns the number
+    of samples written per file. Raises ``OSError`` naming a file that cannot be written.
+    """
+    paths = [Path(path) for path in paths]
+    partials = [path.with_name(f".{path.name}.partial") for path in paths]
+    files = []
+    written = 0
+    try:
+        for partial in partials:
+            try:
+                files.append(sf.SoundFile(partial, "w", samplerate=sample_rate,
+                                                 channels=1, format="WAV", subtype="PCM_16"))
+            except (sf.SoundFileError, OSError) as error:
+                raise OSError(f"cannot write {str(partial)!r}: {error}") from None
+        for audio in chunks:
+            for file, row in zip(files, np.asarray(audio)):
+                file.write(np.clip(row, -1.0, 1.0))
+            written += np.asarray(audio).shape[1]
+        for file in files:
+            file.close()
+        for partial, path in zip(partials, paths):
+            os.replace(partial, path)
+    finally:
+        for file in files:
+            file.close()
+        for partial in partials:
+            if partial.exists():
+                partial.unlink()
+    return written

@@ -293,3 +293,39 @@ def test_backend_uses_working_tensorflow_io_probed_once(tmp_path, monkeypatch, f
     np.testing.assert_allclose(audio.load(path), stereo.mean(axis=1), atol=1 / 32768)
     with pytest.raises(audio.AudioError, match="empty"):
         audio.load(_empty(tmp_path))
+
+
+# ----- streaming writes (generation, codec decoding)
+
+def _chunks(num_chunks, batch, length):
+    for index in range(num_chunks):
+        audio = np.full((batch, length), 0.25 * (index + 1), np.float32)
+        audio[:, 0] = 3.0  # out of range: clipped when written
+        yield audio
+
+
+def test_stream_to_wavs_writes_every_chunk_as_16_bit(tmp_path):
+    paths = [tmp_path / "sample_0.wav", tmp_path / "sample_1.wav"]
+    assert audio.stream_to_wavs(_chunks(3, 2, 5), paths, 8000) == 15
+    written, rate = sf.read(paths[1])
+    assert rate == 8000 and written.shape == (15,)
+    assert sf.info(paths[1]).subtype == "PCM_16"
+    np.testing.assert_allclose(written[[1, 6, 11]], [0.25, 0.5, 0.75], atol=1e-4)
+    assert written.max() == pytest.approx(1.0, abs=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample_0.wav", "sample_1.wav"]
+
+
+def test_stream_to_wavs_failure_leaves_no_partial_files(tmp_path):
+    def failing():
+        yield from _chunks(1, 1, 4)
+        raise ValueError("model broke")
+
+    with pytest.raises(ValueError, match="model broke"):
+        audio.stream_to_wavs(failing(), [tmp_path / "sample_0.wav"], 8000)
+    assert not list(tmp_path.iterdir())
+
+
+def test_stream_to_wavs_unwritable_folder_raises_os_error(tmp_path):
+    with pytest.raises(OSError, match="sample_0"):
+        audio.stream_to_wavs(_chunks(1, 1, 4), [tmp_path / "missing" / "sample_0.wav"],
+                                    8000)

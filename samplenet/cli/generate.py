@@ -5,11 +5,9 @@ of ``model.generate_chunks`` are streamed into the files as they come, so memory
 with the length; each file is written under a temporary name and renamed when complete.
 """
 import datetime
-import os
 from pathlib import Path
 
 import numpy as np
-import soundfile
 from absl import flags
 
 from samplenet import audio as audio_io
@@ -71,38 +69,6 @@ def generation_settings(flag_values=FLAGS):
     return temperature, condition
 
 
-def stream_to_wavs(chunks, paths, sample_rate):
-    """Write the audio of ``(codes, audio)`` chunks (``audio`` float32 ``(len(paths), n)``) to
-    16-bit WAV files, row ``i`` to ``paths[i]``, chunk by chunk. Each file is written as
-    ``.<name>.partial`` and renamed when all chunks are written; on failure the partial files
-    are removed. Returns the number of samples per file."""
-    partials = [path.with_name(f".{path.name}.partial") for path in paths]
-    files = []
-    written = 0
-    try:
-        for partial in partials:
-            try:
-                files.append(soundfile.SoundFile(partial, "w", samplerate=sample_rate,
-                                                 channels=1, format="WAV", subtype="PCM_16"))
-            except soundfile.SoundFileError as error:
-                raise OSError(f"cannot write {str(partial)!r}: {error}") from None
-        for _, audio in chunks:
-            for file, row in zip(files, audio):
-                file.write(np.clip(row, -1.0, 1.0))
-            written += audio.shape[1]
-        for file in files:
-            file.close()
-        for partial, path in zip(partials, paths):
-            os.replace(partial, path)
-    finally:
-        for file in files:
-            file.close()
-        for partial in partials:
-            if partial.exists():
-                partial.unlink()
-    return written
-
-
 @report_errors
 def main(argv):
     temperature, condition = generation_settings()
@@ -121,7 +87,8 @@ def main(argv):
                                    chunk_samples=max(1, round(FLAGS.chunk_seconds
                                                               * model.sample_rate)))
     try:
-        num_samples = stream_to_wavs(chunks, paths, model.sample_rate)
+        num_samples = audio_io.stream_to_wavs((audio for _, audio in chunks), paths,
+                                              model.sample_rate)
     except NotImplementedError as error:  # e.g. a codec: nothing to sample from
         raise ValueError(f"{folder} holds a {model.family!r} model: {error}") from None
     print(f"wrote {len(paths)} file(s) of {num_samples / model.sample_rate:.2f} s at "

@@ -35,6 +35,11 @@ class AudioModel(keras.Model):
         ``samplenet.data.pipelines.training_dataset``."""
         return {}
 
+    def training_callbacks(self):
+        """Keras callbacks this model needs during ``fit`` (e.g. a loss-weight curriculum);
+        the trainer adds them to its own."""
+        return []
+
     def example_batch(self, batch_size=1):
         """A batch shaped like the pipeline's elements (dict of NumPy arrays), used to create
         the weights without data; ``model(example_batch())`` must run."""

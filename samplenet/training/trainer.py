@@ -170,6 +170,7 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
     callbacks, guard = make_callbacks(run, section, sample_rate=model.sample_rate,
                                       has_validation=has_validation, is_chief=chief,
                                       best_value=best_value, elapsed_seconds=elapsed)
+    callbacks += model.training_callbacks()
     history = model.fit(train_data, epochs=section["epochs"],
                         steps_per_epoch=section["steps_per_epoch"], validation_data=valid_data,
                         validation_steps=section["validation_steps"] if has_validation else None,

@@ -1,8 +1,6 @@
 """Tests of samplenet.cli.generate: flag checks and streaming in-process, errors in
 subprocesses."""
-import numpy as np
 import pytest
-import soundfile
 from absl import flags
 
 from samplenet.cli import generate as generate_cli
@@ -33,40 +31,6 @@ def test_generation_settings_temperature_list_gives_one_per_sequence():
 def test_generation_settings_bad_value_raises_naming_flag(argv, word):
     with pytest.raises(ValueError, match=word):
         _settings(*argv)
-
-
-def _chunks(num_chunks, batch, length):
-    for index in range(num_chunks):
-        audio = np.full((batch, length), 0.25 * (index + 1), np.float32)
-        audio[:, 0] = 3.0  # out of range: clipped when written
-        yield np.zeros((batch, length), np.int32), audio
-
-
-def test_stream_to_wavs_writes_every_chunk_as_16_bit(tmp_path):
-    paths = [tmp_path / "sample_0.wav", tmp_path / "sample_1.wav"]
-    assert generate_cli.stream_to_wavs(_chunks(3, 2, 5), paths, 8000) == 15
-    audio, rate = soundfile.read(paths[1])
-    assert rate == 8000 and audio.shape == (15,)
-    assert soundfile.info(paths[1]).subtype == "PCM_16"
-    np.testing.assert_allclose(audio[[1, 6, 11]], [0.25, 0.5, 0.75], atol=1e-4)
-    assert audio.max() == pytest.approx(1.0, abs=1e-4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample_0.wav", "sample_1.wav"]
-
-
-def test_stream_to_wavs_failure_leaves_no_partial_files(tmp_path):
-    def failing():
-        yield from _chunks(1, 1, 4)
-        raise ValueError("model broke")
-
-    with pytest.raises(ValueError, match="model broke"):
-        generate_cli.stream_to_wavs(failing(), [tmp_path / "sample_0.wav"], 8000)
-    assert not list(tmp_path.iterdir())
-
-
-def test_stream_to_wavs_unwritable_folder_raises_os_error(tmp_path):
-    with pytest.raises(OSError, match="sample_0"):
-        generate_cli.stream_to_wavs(_chunks(1, 1, 4), [tmp_path / "missing" / "sample_0.wav"],
-                                    8000)
 
 
 @pytest.mark.slow

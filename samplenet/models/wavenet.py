@@ -356,29 +356,21 @@ class WaveNet(AudioModel):
         return self._head(skips), new_caches
 
     @tf.function(jit_compile=True)
-    def _forced_loop(self, caches, codes, position, label, local, return_logits):
-        """Feed given codes ``(batch, steps)`` (teacher forcing) from ``position`` on.
-
-        Returns ``(logits (batch, steps, q_levels) or a dummy 0, new caches)``.
-        """
+    def _forced_loop(self, caches, codes, label, local):
+        """Feed given codes ``(batch, steps)`` (teacher forcing) from zero caches at position
+        0. Returns logits ``(batch, steps, q_levels)``."""
         label_vector = self._label_vector(label)
         steps = codes.shape[1]
-        logits_out = (tf.TensorArray(tf.float32, size=steps) if return_logits
-                      else tf.constant(0.0))
 
         def body(k, caches, logits_out):
             local_k = None if local is None else local[:, k]
-            logits, caches = self._step(caches, codes[:, k], position + k, label_vector,
-                                        local_k)
-            if return_logits:
-                logits_out = logits_out.write(k, tf.cast(logits, tf.float32))
-            return k + 1, caches, logits_out
+            logits, caches = self._step(caches, codes[:, k], k, label_vector, local_k)
+            return k + 1, caches, logits_out.write(k, tf.cast(logits, tf.float32))
 
-        _, caches, logits_out = tf.while_loop(lambda k, *_: k < steps, body,
-                                              (tf.constant(0), caches, logits_out))
-        if return_logits:
-            logits_out = tf.transpose(logits_out.stack(), [1, 0, 2])
-        return logits_out, caches
+        _, _, logits_out = tf.while_loop(
+            lambda k, *_: k < steps, body,
+            (tf.constant(0), caches, tf.TensorArray(tf.float32, size=steps)))
+        return tf.transpose(logits_out.stack(), [1, 0, 2])
 
     @tf.function(jit_compile=True)
     def _free_loop(self, caches, current, position, label, local, temperature, seed,
@@ -408,9 +400,8 @@ class WaveNet(AudioModel):
         label = None if label is None else tf.convert_to_tensor(label, tf.int32)
         features = None if features is None else tf.convert_to_tensor(features, tf.float32)
         local = self._upsampled(features, samples.shape[1])
-        logits, _ = self._forced_loop(self._initial_caches(samples.shape[0]), samples,
-                                      tf.constant(0), label, local, True)
-        return logits.numpy()
+        return self._forced_loop(self._initial_caches(samples.shape[0]), samples, label,
+                                 local).numpy()
 
     def _history(self, prime, batch_size):
         """Codes ``(batch, max(receptive_field, prime_len))``: the prime left-padded with

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from samplenet.layers.linear import Linear
 from samplenet.ops import recurrent
+from samplenet.validation import check_positive_int
 
 LSTM_FORGET_BIAS = 3.0  # reference SampleRNN setting (FIELD-NOTES)
 
@@ -39,8 +40,7 @@ class FrameRNN(keras.layers.Layer):
         super().__init__(**kwargs)
         for name, value in (("frame_size", frame_size), ("upsample_ratio", upsample_ratio),
                             ("dim", dim), ("num_rnn_layers", num_rnn_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         if rnn_type not in recurrent.RNN_TYPES:
             raise ValueError(f"rnn_type must be one of {sorted(recurrent.RNN_TYPES)}, "
                              f"got {rnn_type!r}")

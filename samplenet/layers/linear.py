@@ -2,6 +2,8 @@
 import keras
 import tensorflow as tf
 
+from samplenet.validation import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="samplenet")
 class Linear(keras.layers.Layer):
@@ -21,9 +23,7 @@ class Linear(keras.layers.Layer):
     def __init__(self, units, use_bias=True, weight_norm=False,
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"units must be a positive integer, got {units!r}")
-        self.units = units
+        self.units = check_positive_int("units", units)
         self.use_bias = use_bias
         self.weight_norm = weight_norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

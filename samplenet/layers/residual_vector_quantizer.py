@@ -3,6 +3,7 @@ each quantizing the residual the previous ones left, with EMA codebooks, k-means
 initialisation, dead-code replacement and quantizer dropout."""
 import keras
 import tensorflow as tf
+from samplenet.validation import check_positive_int
 
 
 def _nearest(vectors, codebook):
@@ -99,8 +100,7 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         for name, value in (("num_quantizers", num_quantizers),
                             ("codebook_size", codebook_size),
                             ("kmeans_iterations", kmeans_iterations)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         for name, value, valid, expected in (
                 ("ema_decay", ema_decay, lambda v: 0 < v < 1, "in (0, 1)"),
                 ("dead_code_threshold", dead_code_threshold, lambda v: v >= 0, ">= 0"),

@@ -3,6 +3,7 @@ import keras
 import tensorflow as tf
 
 from samplenet.layers.linear import Linear
+from samplenet.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -32,8 +33,7 @@ class SampleMLP(keras.layers.Layer):
         super().__init__(**kwargs)
         for name, value in (("frame_size", frame_size), ("q_levels", q_levels),
                             ("emb_size", emb_size), ("dim", dim), ("mlp_layers", mlp_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         self.frame_size = frame_size
         self.q_levels = q_levels
         self.emb_size = emb_size

@@ -22,15 +22,12 @@ import math
 
 import keras
 import tensorflow as tf
+from samplenet.validation import check_positive_int
 
 DILATIONS = (1, 3, 9)          # dilations of the three residual units of a block
 KERNEL_SIZE = 7                # first and last convolutions, and residual units
 LATENT_KERNEL_SIZE = 3         # encoder's final convolution to the latent
 
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _strides_tuple(strides):
@@ -38,7 +35,7 @@ def _strides_tuple(strides):
         raise ValueError(f"strides must be a non-empty list of positive integers, "
                          f"got {strides!r}")
     for value in strides:
-        _positive_int("strides", value)
+        check_positive_int("strides", value)
     return tuple(strides)
 
 
@@ -64,7 +61,7 @@ class StreamingConv1D(keras.layers.Layer):
         super().__init__(**kwargs)
         for name, value in (("filters", filters), ("kernel_size", kernel_size),
                             ("strides", strides), ("dilation_rate", dilation_rate)):
-            _positive_int(name, value)
+            check_positive_int(name, value)
         if strides > 1 and dilation_rate > 1:
             raise ValueError(f"dilation_rate must be 1 when strides > 1, got "
                              f"dilation_rate={dilation_rate}, strides={strides}")
@@ -135,7 +132,7 @@ class StreamingConvTranspose1D(keras.layers.Layer):
         super().__init__(**kwargs)
         for name, value in (("filters", filters), ("kernel_size", kernel_size),
                             ("strides", strides)):
-            _positive_int(name, value)
+            check_positive_int(name, value)
         if kernel_size < strides:
             raise ValueError(f"kernel_size ({kernel_size}) must be >= strides ({strides})")
         self.filters = filters
@@ -198,8 +195,8 @@ class ResidualUnit(keras.layers.Layer):
 
     def __init__(self, channels, dilation_rate, **kwargs):
         super().__init__(**kwargs)
-        _positive_int("channels", channels)
-        _positive_int("dilation_rate", dilation_rate)
+        check_positive_int("channels", channels)
+        check_positive_int("dilation_rate", dilation_rate)
         self.channels = channels
         self.dilation_rate = dilation_rate
         self.dilated = StreamingConv1D(channels, KERNEL_SIZE, dilation_rate=dilation_rate,
@@ -253,8 +250,8 @@ class SeanetEncoder(keras.layers.Layer):
 
     def __init__(self, channels=32, strides=(2, 4, 5, 8), latent_dim=128, **kwargs):
         super().__init__(**kwargs)
-        _positive_int("channels", channels)
-        _positive_int("latent_dim", latent_dim)
+        check_positive_int("channels", channels)
+        check_positive_int("latent_dim", latent_dim)
         self.channels = channels
         self.strides = _strides_tuple(strides)
         self.latent_dim = latent_dim
@@ -342,7 +339,7 @@ class SeanetDecoder(keras.layers.Layer):
 
     def __init__(self, channels=32, strides=(2, 4, 5, 8), **kwargs):
         super().__init__(**kwargs)
-        _positive_int("channels", channels)
+        check_positive_int("channels", channels)
         self.channels = channels
         self.strides = _strides_tuple(strides)
         depth = len(self.strides)

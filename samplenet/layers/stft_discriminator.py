@@ -2,15 +2,12 @@
 complex STFT (real and imaginary parts as two channels) at several window lengths."""
 import keras
 import tensorflow as tf
+from samplenet.validation import check_positive_int
 
 DISCRIMINATOR_WINDOWS = (2048, 1024, 512, 256, 128)
 TIME_DILATIONS = (1, 2, 4)     # dilation along time of the three frequency-downsampling convs
 LEAKY_SLOPE = 0.2
 
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -30,8 +27,8 @@ class STFTDiscriminator(keras.layers.Layer):
 
     def __init__(self, window_length, channels=32, **kwargs):
         super().__init__(**kwargs)
-        _positive_int("window_length", window_length)
-        _positive_int("channels", channels)
+        check_positive_int("window_length", window_length)
+        check_positive_int("channels", channels)
         if window_length < 4:
             raise ValueError(f"window_length must be >= 4, got {window_length!r}")
         self.window_length = window_length

@@ -10,11 +10,7 @@ from samplenet.models.base import AudioModel
 from samplenet.models.registry import register_family
 from samplenet.ops import recurrent, sampling
 from samplenet.training.losses import masked_accuracy, masked_cross_entropy, nats_to_bits
-
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+from samplenet.validation import check_positive_int
 
 
 class _CarriedState:
@@ -107,7 +103,7 @@ class SampleRNN(AudioModel):
         if not isinstance(frame_sizes, list) or not frame_sizes:
             raise ValueError(f"frame_sizes must be a non-empty list, got {frame_sizes!r}")
         for size in frame_sizes:
-            _positive_int("frame_sizes", size)
+            check_positive_int("frame_sizes", size)
         for lower, upper in zip(frame_sizes, frame_sizes[1:]):
             if upper <= lower or upper % lower:
                 raise ValueError(f"frame_sizes must each be a multiple (> 1x) of the one below, "
@@ -115,7 +111,7 @@ class SampleRNN(AudioModel):
         for name, value in (("dim", dim), ("num_rnn_layers", num_rnn_layers),
                             ("emb_size", emb_size), ("mlp_layers", mlp_layers),
                             ("seq_len", seq_len), ("sample_rate", sample_rate)):
-            _positive_int(name, value)
+            check_positive_int(name, value)
         if rnn_type not in recurrent.RNN_TYPES:
             raise ValueError(f"rnn_type must be one of {sorted(recurrent.RNN_TYPES)}, "
                              f"got {rnn_type!r}")
@@ -432,10 +428,8 @@ class SampleRNN(AudioModel):
         Yields:
           ``(codes int32 (batch, n), audio float32 (batch, n))`` NumPy chunks.
         """
-        if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        _positive_int("batch_size", int(batch_size) if isinstance(batch_size, np.integer)
-                      else batch_size)
+        check_positive_int("num_samples", num_samples)
+        check_positive_int("batch_size", batch_size)
         temperature = sampling.check_temperature(temperature, batch_size)
         labels = sampling.check_condition(condition, batch_size, self.num_classes)
         self.ensure_built()

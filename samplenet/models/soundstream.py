@@ -10,11 +10,8 @@ from samplenet.layers.stft_discriminator import DISCRIMINATOR_WINDOWS, MultiScal
 from samplenet.models.base import AudioModel
 from samplenet.models.registry import register_family
 from samplenet.training import codec_losses, codec_metrics
+from samplenet.validation import check_positive_int
 
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _non_negative(name, value):
@@ -27,7 +24,7 @@ def _windows(name, windows, segment_samples=None):
     if not isinstance(windows, (list, tuple)) or not windows:
         raise ValueError(f"{name} must be a non-empty list of window lengths, got {windows!r}")
     for window in windows:
-        _positive_int(name, window)
+        check_positive_int(name, window)
         if window < 4:
             raise ValueError(f"{name} must be >= 4 samples, got {window!r}")
     if segment_samples is not None and max(windows) > segment_samples:
@@ -111,7 +108,7 @@ class SoundStream(AudioModel):
                             ("sample_rate", sample_rate), ("segment_samples", segment_samples),
                             ("num_mels", num_mels),
                             ("discriminator_channels", discriminator_channels)):
-            _positive_int(name, value)
+            check_positive_int(name, value)
         for name, value in (("commitment_weight", commitment_weight),
                             ("l1_weight", l1_weight), ("mel_weight", mel_weight),
                             ("adversarial_weight", adversarial_weight),

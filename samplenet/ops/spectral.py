@@ -6,11 +6,8 @@ covers samples ``[i * frame_step, i * frame_step + frame_length)``, so there are
 window of ``frame_length`` samples. Gradients are finite everywhere, silence included.
 """
 import tensorflow as tf
+from samplenet.validation import check_positive_int
 
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _next_power_of_two(n):
@@ -31,11 +28,11 @@ def stft_magnitude(audio, frame_length, frame_step, fft_length=None):
       float32 ``(batch, frames, fft_length // 2 + 1)``; bin ``k`` is the frequency
       ``k * sample_rate / fft_length`` Hz.
     """
-    _check_positive("frame_length", frame_length)
-    _check_positive("frame_step", frame_step)
+    check_positive_int("frame_length", frame_length)
+    check_positive_int("frame_step", frame_step)
     if fft_length is None:
         fft_length = _next_power_of_two(frame_length)
-    _check_positive("fft_length", fft_length)
+    check_positive_int("fft_length", fft_length)
     if fft_length < frame_length:
         raise ValueError(f"fft_length must be >= frame_length ({frame_length}), "
                          f"got {fft_length}")
@@ -61,8 +58,8 @@ def mel_spectrogram(audio, sample_rate, frame_length, frame_step, num_mels, fmin
     Returns:
       float32 ``(batch, frames, num_mels)``.
     """
-    _check_positive("sample_rate", sample_rate)
-    _check_positive("num_mels", num_mels)
+    check_positive_int("sample_rate", sample_rate)
+    check_positive_int("num_mels", num_mels)
     fmax = sample_rate / 2 if fmax is None else fmax
     if not 0.0 <= fmin < fmax <= sample_rate / 2:
         raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2 ({sample_rate / 2}), "

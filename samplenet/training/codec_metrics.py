@@ -9,6 +9,7 @@ import math
 import tensorflow as tf
 
 from samplenet.ops import spectral
+from samplenet.validation import check_positive_int
 
 
 def _pair(reference, estimate):
@@ -88,6 +89,5 @@ def bitrate_kbps(sample_rate, hop, num_quantizers, codebook_size):
     """
     for name, value in (("sample_rate", sample_rate), ("hop", hop),
                         ("num_quantizers", num_quantizers), ("codebook_size", codebook_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(name, value)
     return sample_rate / hop * num_quantizers * math.log2(codebook_size) / 1000.0

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import soundfile
 
 from samplenet.analysis.dataset import envelope
 
@@ -139,4 +140,32 @@ def dataset_figures(report, source, folder, num_examples=3):
             continue
     if items:
         paths.append(audio_panels(items, source.sample_rate, folder / "examples.png"))
+    return paths
+
+
+def _first_training_example(source):
+    """``(title, audio)`` of the first example of the train split (else any split) that
+    loads, or None."""
+    for example in source.examples("train") or source.examples("all"):
+        try:
+            return f"training: {example.key}", source.load(example)
+        except ValueError:  # a bad file: try the next one
+            continue
+    return None
+
+
+def compare_with_training(wav_paths, sample_rate, source=None):
+    """Draw ``<name>.png`` beside each WAV file in ``wav_paths``: its waveform and log-mel
+    spectrogram (first EXAMPLE_SECONDS) next to those of a training example of ``source``
+    (a ``samplenet.data.Source`` loading at ``sample_rate``; None: the generated audio alone).
+    Returns the PNG paths."""
+    require_matplotlib()
+    reference = None if source is None else _first_training_example(source)
+    frames = int(EXAMPLE_SECONDS * sample_rate)
+    paths = []
+    for wav in map(Path, wav_paths):
+        generated = soundfile.read(wav, frames=frames, dtype="float32", always_2d=True)[0]
+        items = [(f"generated: {wav.name}", generated[:, 0])] + ([reference] if reference
+                                                                  else [])
+        paths.append(audio_panels(items, sample_rate, wav.with_suffix(".png")))
     return paths

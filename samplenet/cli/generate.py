@@ -5,13 +5,15 @@ of ``model.generate_chunks`` are streamed into the files as they come, so memory
 with the length; each file is written under a temporary name and renamed when complete.
 """
 import datetime
+import sys
 from pathlib import Path
 
 import numpy as np
 from absl import flags
 
 from samplenet import audio as audio_io
-from samplenet import loading
+from samplenet import data, loading
+from samplenet.analysis import plots
 from samplenet.cli.flags import report_errors, run_app
 
 FLAGS = flags.FLAGS
@@ -37,6 +39,9 @@ def define_flags(flag_values=FLAGS):
                         flag_values=flag_values)
     flags.DEFINE_float("chunk_seconds", 1.0, "audio produced per compiled generation call",
                        flag_values=flag_values)
+    flags.DEFINE_boolean("plot", False, "also draw sample_<i>.png: each sequence's waveform and "
+                         "log-mel spectrogram beside a training example (needs matplotlib)",
+                         flag_values=flag_values)
 
 
 def _number_list(name, text, kind, count):
@@ -69,9 +74,25 @@ def generation_settings(flag_values=FLAGS):
     return temperature, condition
 
 
+def _training_source(config, sample_rate):
+    """The run's training data for ``--plot``, or None (with a warning) if it is gone."""
+    section = config["data"]
+    try:
+        return data.from_spec(section["spec"], sample_rate=sample_rate,
+                              valid_fraction=section["valid_fraction"],
+                              test_fraction=section["test_fraction"],
+                              seed=config["train"]["seed"])
+    except ValueError as error:
+        print(f"warning: no training example to plot beside the samples: {error}",
+              file=sys.stderr)
+        return None
+
+
 @report_errors
 def main(argv):
     temperature, condition = generation_settings()
+    if FLAGS.plot:
+        plots.require_matplotlib()  # fail before generating, not after
     run, folder, config = loading.locate(FLAGS.ckpt)
     model = loading.model_from_checkpoint(folder, config)
     prime = None
@@ -95,6 +116,12 @@ def main(argv):
           f"{model.sample_rate} Hz from {folder} to {out_dir}:", flush=True)
     for path in paths:
         print(f"  {path}")
+    if FLAGS.plot:
+        figures = plots.compare_with_training(paths, model.sample_rate,
+                                              _training_source(config, model.sample_rate))
+        print("figures:")
+        for path in figures:
+            print(f"  {path}")
 
 
 def run():

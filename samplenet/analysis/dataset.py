@@ -51,6 +51,7 @@ from scipy import fft as sp_fft
 
 from samplenet import audio
 from samplenet.data.sources import FolderSource, Source, from_spec
+from samplenet.validation import check_positive_int
 
 CLIP_LEVEL = 0.999
 SILENCE_DBFS = -60.0
@@ -336,8 +337,7 @@ def analyze_dataset(source_or_spec, *, split="all", sample_rate=None,
         raise ValueError(f"correlation_seconds must be > 0, got {correlation_seconds!r}")
     examples = source.examples(split)
     if max_files is not None:
-        if isinstance(max_files, bool) or not isinstance(max_files, int) or max_files < 1:
-            raise ValueError(f"max_files must be a positive integer, got {max_files!r}")
+        check_positive_int("max_files", max_files)
         if len(examples) > max_files:
             examples = [examples[i] for i in np.linspace(0, len(examples) - 1, max_files)
                         .round().astype(int)]

@@ -50,6 +50,7 @@ import tensorflow as tf
 from samplenet.models import registry
 from samplenet.models.base import AudioModel
 from samplenet.ops.receptive_field import measured_receptive_field
+from samplenet.validation import check_positive_int
 
 # Scale of the measured outputs: the gradient on an input 5000 samples back through 50 gated
 # blocks is ~1e-52 at initialisation, below float32's range; scaling the objective (a change
@@ -411,12 +412,6 @@ def layer_table(model):
     return rows
 
 
-def _positive_or_none(name, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                              or value < 1):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def analyze_model(model_or_preset, overrides=None, batch_size=None, seq_len=None,
                   measure=True):
     """Measure a model (see the module docstring for every definition).
@@ -433,8 +428,8 @@ def analyze_model(model_or_preset, overrides=None, batch_size=None, seq_len=None
     Returns:
       a ``ModelReport``.
     """
-    _positive_or_none("batch_size", batch_size)
-    _positive_or_none("seq_len", seq_len)
+    batch_size = None if batch_size is None else check_positive_int("batch_size", batch_size)
+    seq_len = None if seq_len is None else check_positive_int("seq_len", seq_len)
     preset = None
     if isinstance(model_or_preset, AudioModel):
         if overrides:

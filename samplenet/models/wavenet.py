@@ -153,18 +153,25 @@ class WaveNet(AudioModel):
         return self.residual_channels if self.embed_inputs else self.q_levels
 
     def build(self, input_shape=None):
-        if self.input_embedding is not None:
-            self.input_embedding.build((None, None))
-        self.input_conv.build((None, None, self._encoded_channels))
-        if self.label_embedding is not None:
-            self.label_embedding.build((None,))
-        if self.upsampler is not None:
-            self.upsampler.build((None, None, self.local_condition_channels))
-        for block in self.blocks:
-            block.build((None, None, self.residual_channels))
-        self.head_hidden.build((None, None, self.skip_channels))
-        self.head_logits.build((None, None, self.skip_channels))
+        """Create every weight from the configuration (the input shape is not needed).
+        Idempotent: a training step that ran the sublayers directly may have built some."""
+        shapes = [(self.input_embedding, (None, None)),
+                  (self.input_conv, (None, None, self._encoded_channels)),
+                  (self.label_embedding, (None,)),
+                  (self.upsampler, (None, None, self.local_condition_channels)),
+                  *[(block, (None, None, self.residual_channels)) for block in self.blocks],
+                  (self.head_hidden, (None, None, self.skip_channels)),
+                  (self.head_logits, (None, None, self.skip_channels))]
+        for layer, shape in shapes:
+            if layer is not None and not layer.built:
+                layer.build(shape)
         self.built = True
+
+    def get_build_config(self):
+        return {"input_shape": None}
+
+    def build_from_config(self, config):
+        self.build()
 
     def data_options(self):
         """Windows of ``receptive_field`` context samples (so that the first target is

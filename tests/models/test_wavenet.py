@@ -237,6 +237,19 @@ def test_wavenet_loss_is_cross_entropy_of_call_logits_on_unmasked_targets():
     np.testing.assert_allclose(float(model.test_step(changed)["loss"]), expected, rtol=1e-4)
 
 
+def test_wavenet_eats_the_windows_pipeline_with_local_conditioning():
+    from samplenet import data
+    from samplenet.data import pipelines
+    model = _small(local_condition_channels=MELS, local_condition_hop=HOP, sample_rate=8000)
+    source = data.from_spec("builtin:plucked?num_items=4&item_seconds=0.25&sample_rate=8000")
+    batch = next(iter(pipelines.training_dataset(model, source, "train", batch_size=2)))
+    options = model.data_options()
+    assert batch["samples"].shape == (2, options["context"] + options["target_len"])
+    assert batch["features"].shape == (2, batch["samples"].shape[1] // HOP, MELS)
+    model.reset_metrics()
+    assert np.isfinite(float(model.test_step(batch)["loss"]))
+
+
 @pytest.mark.slow
 def test_wavenet_short_fit_lowers_the_loss():
     import keras

@@ -136,16 +136,20 @@ def wavenet_figures(model):
 
 
 # ---------------------------------------------------------------------------- SampleRNN
-def samplernn_onehot_logits(model, onehot):
+def samplernn_onehot_logits(model, onehot, label=None):
     """``model.call``'s logits (from the initial state) as a differentiable function of
-    one-hot samples ``(batch, overlap + length, q_levels)``: the tiers read the one-hot
-    levels scaled to [-2, 2], the MLP their embeddings. Used to measure dependencies by
-    gradients; equal to ``model.call`` on the matching codes."""
+    one-hot samples ``(batch, overlap + length, q_levels)`` (and class ids ``(batch,)`` when
+    ``num_classes`` > 0): the tiers read the one-hot levels scaled to [-2, 2], the MLP their
+    embeddings. Used to measure dependencies by gradients; equal to ``model.call`` on the
+    matching codes."""
     mlp = model.sample_mlp
     values = tf.linspace(-2.0, 2.0, model.q_levels)
     scaled = tf.tensordot(onehot, values, axes=1)
     batch, length = tf.shape(onehot)[0], onehot.shape[1] - model.overlap
     conditioning = None
+    if model.num_classes:
+        conditioning = tf.broadcast_to(tf.gather(model.class_embedding, label)[:, None, :],
+                                       [batch, length // model.overlap, model.dim])
     for k in reversed(range(len(model.tiers))):
         size = model.frame_sizes[k]
         frames = tf.reshape(scaled[:, model.overlap - size: model.overlap - size + length],
@@ -164,9 +168,6 @@ def samplernn_onehot_logits(model, onehot):
 
 
 def samplernn_figures(model):
-    if model.num_classes:
-        raise ValueError("analyze_model does not measure class-conditioned SampleRNNs yet "
-                         f"(num_classes={model.num_classes})")
     H, Q, L = model.dim, model.q_levels, model.num_rnn_layers
     gates = 4 if model.rnn_type == "lstm" else 3
     tier_macs = tier_floats = 0.0
@@ -182,8 +183,10 @@ def samplernn_figures(model):
     top = model.frame_sizes[-1]
     length = model.overlap + top
 
+    label = tf.zeros((1,), tf.int32) if model.num_classes else None
+
     def measure():
-        return _measured_span(lambda x: samplernn_onehot_logits(model, x), length,
+        return _measured_span(lambda x: samplernn_onehot_logits(model, x, label), length,
                               position=0, channels=Q)
 
     return FamilyFigures(

@@ -58,12 +58,17 @@ def test_samplernn_frame_context_is_causal():
     np.testing.assert_array_equal(positions, np.arange(model.overlap))
 
 
-def test_samplernn_onehot_logits_equal_call():
-    model = registry.build_model("samplernn_3tier", **NARROW["samplernn"])
-    codes = np.random.default_rng(0).integers(0, 16, (2, model.overlap + 64)).astype(np.int32)
-    expected = model({"samples": codes}).numpy()
-    actual = samplernn_onehot_logits(model, tf.one_hot(codes, 16)).numpy()
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_samplernn_onehot_logits_equal_call(num_classes):
+    model = registry.build_model("samplernn_3tier", num_classes=num_classes,
+                                 **NARROW["samplernn"])
+    codes = np.random.default_rng(0).integers(0, 16, (2, model.overlap + 128)).astype(np.int32)
+    label = np.array([2, 0], np.int32) if num_classes else None
+    inputs = {"samples": codes, **({"label": label} if num_classes else {})}
+    expected = model(inputs).numpy()
+    actual = samplernn_onehot_logits(model, tf.one_hot(codes, 16), label).numpy()
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+    assert analyze_model(model).receptive_field_measured == model.frame_sizes[-1]
 
 
 @pytest.mark.parametrize("preset", registry.preset_names())

@@ -10,6 +10,9 @@ A model class is a subclassed ``keras.Model`` decorated with
 """
 import keras
 import numpy as np
+import tensorflow as tf
+
+from samplenet.training.losses import nats_to_bits
 
 DATA_KINDS = frozenset({"tbptt", "windows", "segments"})
 
@@ -71,3 +74,46 @@ class AudioModel(keras.Model):
         codes = np.concatenate([c for c, _ in chunks], axis=1)
         audio = np.concatenate([a for _, a in chunks], axis=1)
         return codes, audio
+
+
+class CategoricalAutoregressive(AudioModel):
+    """An autoregressive model with a softmax over quantized levels.
+
+    Optimises cross-entropy in nats and reports ``loss`` (nats), ``bits_per_sample`` and
+    ``accuracy`` (next-level arg-max), each averaged over the counted (unmasked) targets.
+    Subclasses implement ``loss_and_accuracy(data, training)`` returning
+    ``(loss, weight, accuracy)`` (see ``samplenet.training.losses``); the default steps train on
+    it. A subclass with more to do per step (SampleRNN's carried state) overrides the steps and
+    calls ``update_metrics``.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.bits_tracker, self.accuracy_tracker]
+
+    def loss_and_accuracy(self, data, training):
+        """``(mean cross-entropy in nats, number of counted targets, accuracy)`` of a batch."""
+        raise NotImplementedError
+
+    def update_metrics(self, loss, weight, accuracy):
+        """Accumulate one batch's figures (weighted by its target count); returns the logs."""
+        self.loss_tracker.update_state(loss, sample_weight=weight)
+        self.bits_tracker.update_state(nats_to_bits(loss), sample_weight=weight)
+        self.accuracy_tracker.update_state(accuracy, sample_weight=weight)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, weight, accuracy = self.loss_and_accuracy(data, training=True)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self.update_metrics(loss, weight, accuracy)
+
+    def test_step(self, data):
+        return self.update_metrics(*self.loss_and_accuracy(data, training=False))

@@ -6,10 +6,10 @@ import tensorflow as tf
 from samplenet.quantization import check_quantization, decode, encode, silence_code
 from samplenet.layers.frame_rnn import FrameRNN
 from samplenet.layers.sample_mlp import SampleMLP
-from samplenet.models.base import AudioModel
+from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
 from samplenet.ops import recurrent, sampling
-from samplenet.training.losses import masked_accuracy, masked_cross_entropy, nats_to_bits
+from samplenet.training.losses import masked_accuracy, masked_cross_entropy
 from samplenet.validation import check_positive_int
 
 
@@ -54,7 +54,7 @@ class _CarriedState:
 
 @keras.saving.register_keras_serializable(package="samplenet")
 @register_family("samplernn")
-class SampleRNN(AudioModel):
+class SampleRNN(CategoricalAutoregressive):
     """SampleRNN: frame-level RNN tiers over non-overlapping frames plus a sample-level MLP.
 
     ``frame_sizes`` lists the frame size of each frame-level tier from the lowest up, in
@@ -145,9 +145,6 @@ class SampleRNN(AudioModel):
         self.sample_mlp = SampleMLP(frame_sizes[0], q_levels, emb_size, dim,
                                     mlp_layers=mlp_layers, weight_norm=weight_norm,
                                     name="sample_mlp")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
-        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         num_state_tensors = len(frame_sizes) * num_rnn_layers * (2 if rnn_type == "lstm" else 1)
         self._train_state = _CarriedState(num_state_tensors, dim)
         self._eval_state = _CarriedState(num_state_tensors, dim)
@@ -240,17 +237,15 @@ class SampleRNN(AudioModel):
         return logits
 
     # ----- training ----------------------------------------------------------------------
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.bits_tracker, self.accuracy_tracker]
-
     def _flat(self, states):
         return tf.nest.flatten(states)
 
     def _unflat(self, flat):
         return tf.nest.pack_sequence_as(self.initial_states(1), flat)
 
-    def _step(self, data, carried, training):
+    def _carried_step(self, data, carried):
+        """Loss on one batch from the carried state (reset per row where ``reset``):
+        ``(loss, weight, accuracy, final_states)``."""
         if isinstance(data, (tuple, list)):
             data = data[0]
         samples = data["samples"]
@@ -260,34 +255,15 @@ class SampleRNN(AudioModel):
         logits, final_states = self.forward(samples, data.get("label"), states)
         targets = samples[:, self.overlap:]
         loss, weight = masked_cross_entropy(targets, logits, data.get("mask"))
-        return loss, weight, logits, targets, final_states
+        accuracy, _ = masked_accuracy(targets, logits, data.get("mask"))
+        return loss, weight, accuracy, final_states
 
-    def _update_metrics(self, loss, weight, logits, targets, mask):
-        accuracy, _ = masked_accuracy(targets, logits, mask)
-        self.loss_tracker.update_state(loss, sample_weight=weight)
-        self.bits_tracker.update_state(nats_to_bits(loss), sample_weight=weight)
-        self.accuracy_tracker.update_state(accuracy, sample_weight=weight)
-        return {m.name: m.result() for m in self.metrics}
-
-    def train_step(self, data):
-        if isinstance(data, (tuple, list)):
-            data = data[0]
-        with tf.GradientTape() as tape:
-            loss, weight, logits, targets, final_states = self._step(data, self._train_state,
-                                                                     True)
-            scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") \
-                else loss
-        gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        self._train_state.store(self._flat(final_states))
-        return self._update_metrics(loss, weight, logits, targets, data.get("mask"))
-
-    def test_step(self, data):
-        if isinstance(data, (tuple, list)):
-            data = data[0]
-        loss, weight, logits, targets, final_states = self._step(data, self._eval_state, False)
-        self._eval_state.store(self._flat(final_states))
-        return self._update_metrics(loss, weight, logits, targets, data.get("mask"))
+    def loss_and_accuracy(self, data, training):
+        """Loss from the carried state of training or evaluation (truncated BPTT)."""
+        carried = self._train_state if training else self._eval_state
+        loss, weight, accuracy, final_states = self._carried_step(data, carried)
+        carried.store(self._flat(final_states))
+        return loss, weight, accuracy
 
     def reset_carried_state(self):
         """Forget the state carried between batches (training and evaluation)."""

@@ -23,11 +23,11 @@ from samplenet import quantization as quant
 from samplenet.layers.causal_conv1d import CausalConv1D
 from samplenet.layers.conditioning_upsampler import ConditioningUpsampler
 from samplenet.layers.gated_residual_block import GatedResidualBlock
-from samplenet.models.base import AudioModel
+from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
 from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
                                     sample_logits, step_seed)
-from samplenet.training.losses import masked_accuracy, masked_cross_entropy, nats_to_bits
+from samplenet.training.losses import masked_accuracy, masked_cross_entropy
 
 
 def stacked_dilations(num_stacks, num_layers):
@@ -46,7 +46,7 @@ def _check_positive_int(name, value):
 
 @keras.saving.register_keras_serializable(package="samplenet")
 @register_family("wavenet")
-class WaveNet(AudioModel):
+class WaveNet(CategoricalAutoregressive):
     """WaveNet over quantized samples.
 
     Args:
@@ -137,9 +137,6 @@ class WaveNet(AudioModel):
             for i, dilation in enumerate(resolved)]
         self.head_hidden = keras.layers.Dense(skip_channels, name="head_hidden")
         self.head_logits = keras.layers.Dense(q_levels, name="head_logits")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
-        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
 
     # ----------------------------------------------------------------------------- structure
     @property
@@ -279,7 +276,7 @@ class WaveNet(AudioModel):
         return self._network(samples, self._label_vector(inputs.get("label")), local)
 
     # ----------------------------------------------------------------------------- training
-    def _loss_and_metrics(self, data, training):
+    def loss_and_accuracy(self, data, training):
         """Cross-entropy of the last ``target_len`` samples (``mask``'s length) of each window;
         only the head of those positions is computed."""
         if isinstance(data, (tuple, list)):
@@ -294,26 +291,6 @@ class WaveNet(AudioModel):
         loss, weight = masked_cross_entropy(targets, logits, mask)
         accuracy, _ = masked_accuracy(targets, logits, mask)
         return loss, weight, accuracy
-
-    def _update_metrics(self, loss, weight, accuracy):
-        self.loss_tracker.update_state(loss, sample_weight=weight)
-        self.bits_tracker.update_state(nats_to_bits(loss), sample_weight=weight)
-        self.accuracy_tracker.update_state(accuracy, sample_weight=weight)
-        return {m.name: m.result() for m in self.metrics}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss, weight, accuracy = self._loss_and_metrics(data, training=True)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self._update_metrics(loss, weight, accuracy)
-
-    def test_step(self, data):
-        return self._update_metrics(*self._loss_and_metrics(data, training=False))
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.bits_tracker, self.accuracy_tracker]
 
     def get_config(self):
         config = super().get_config()

@@ -12,14 +12,14 @@ import numpy as np
 import tensorflow as tf
 
 from samplenet import quantization as quant
-from samplenet.models.base import AudioModel
+from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
-from samplenet.training.losses import masked_accuracy, masked_cross_entropy, nats_to_bits
+from samplenet.training.losses import masked_accuracy, masked_cross_entropy
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
 @register_family("toy_ar")
-class ToyAR(AudioModel):
+class ToyAR(CategoricalAutoregressive):
     """One causal convolution over one-hot codes.
 
     Args:
@@ -48,9 +48,6 @@ class ToyAR(AudioModel):
         self.target_len = target_len
         self.sample_rate = sample_rate
         self.nan_at_step = nan_at_step
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.bits_tracker = keras.metrics.Mean(name="bits_per_sample")
-        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
 
     @property
     def receptive_field(self):
@@ -87,7 +84,7 @@ class ToyAR(AudioModel):
         ``(batch, target_len, q_levels)`` for ``samples[:, kernel_size:]``."""
         return self._logits(inputs["samples"][:, :-1])
 
-    def _loss_and_metrics(self, data, training):
+    def loss_and_accuracy(self, data, training):
         if isinstance(data, (tuple, list)):
             data = data[0]
         logits = self(data, training=training)
@@ -98,26 +95,6 @@ class ToyAR(AudioModel):
             step = tf.cast(self.optimizer.iterations + 1, tf.float32)
             loss = loss * tf.where(step >= self.nan_at_step, np.float32(np.nan), 1.0)
         return loss, weight, accuracy
-
-    def _update_metrics(self, loss, weight, accuracy):
-        self.loss_tracker.update_state(loss, sample_weight=weight)
-        self.bits_tracker.update_state(nats_to_bits(loss), sample_weight=weight)
-        self.accuracy_tracker.update_state(accuracy, sample_weight=weight)
-        return {m.name: m.result() for m in self.metrics}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss, weight, accuracy = self._loss_and_metrics(data, training=True)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self._update_metrics(loss, weight, accuracy)
-
-    def test_step(self, data):
-        return self._update_metrics(*self._loss_and_metrics(data, training=False))
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.bits_tracker, self.accuracy_tracker]
 
     def get_config(self):
         config = super().get_config()

@@ -89,13 +89,18 @@ def test_samplernn_carried_state_changes_second_subsequence_and_reset_restores_i
 def test_samplernn_reset_is_per_row():
     model = _model()
     first, second = _batch(model, seed=1), _batch(model, seed=2, reset=False)
-    second["samples"][1] = second["samples"][0]  # the same subsequence in both rows
+    for batch in (first, second):  # both rows hold the same audio, so carry the same state
+        batch["samples"][1] = batch["samples"][0]
+    fresh = _loss(model, {**second, "reset": np.ones(2, bool)})
     _loss(model, first)
-    _, _, logits, _, _ = model._step({**second, "reset": np.array([True, False])},
-                                     model._eval_state, False)
-    fresh = np.asarray(model(second))[0]
-    np.testing.assert_allclose(np.asarray(logits)[0], fresh, atol=1e-5)  # row 0 was reset
-    assert np.abs(np.asarray(logits)[1] - fresh).max() > 1e-4          # row 1 carried
+    carried = _loss(model, second)
+    assert abs(carried - fresh) > 1e-4
+    for row, expected in ((0, fresh), (1, carried)):  # row 0 resets, row 1 carries on
+        mask = np.zeros_like(second["mask"])
+        mask[row] = 1.0
+        _loss(model, first)
+        mixed = {**second, "reset": np.array([True, False]), "mask": mask}
+        assert _loss(model, mixed) == pytest.approx(expected, abs=1e-5)
 
 
 def test_samplernn_mask_excludes_padding_from_the_loss():

@@ -2,11 +2,17 @@
 import numpy as np
 
 
-def check_positive_int(name, value):
-    """Return ``value`` as an int if it is an integer >= 1 (Python or NumPy, not a bool); else
-    ``ValueError`` naming ``name`` and the value received."""
+def check_int(name, value, minimum):
+    """Return ``value`` as an int if it is an integer >= ``minimum`` (Python or NumPy, not a
+    bool); else ``ValueError`` naming ``name`` and the value received."""
     if isinstance(value, np.integer):
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
+
+
+def check_positive_int(name, value):
+    """``check_int(name, value, 1)``."""
+    return check_int(name, value, 1)

@@ -35,6 +35,7 @@ from samplenet import quantization as quant
 from samplenet.audio import AudioError
 from samplenet.models import registry
 from samplenet.ops import spectral
+from samplenet.validation import check_int
 
 AUTOTUNE = tf.data.AUTOTUNE
 LOCAL_CONDITION_KINDS = frozenset({"log-mel"})
@@ -68,10 +69,6 @@ def _record_skip(source, key, reason):
 
 # --------------------------------------------------------------------------- validation
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
 
 def _check_seconds(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -79,7 +76,7 @@ def _check_seconds(name, value):
 
 
 def _pipeline_batch_size(batch_size, input_context):
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     if input_context is None:
         return batch_size
     return input_context.get_per_replica_batch_size(batch_size)
@@ -319,8 +316,8 @@ def tbptt_dataset(source, split, *, batch_size, seq_len, overlap, example_second
       first subsequence, and with ``with_labels`` ``label`` int32 (B,).
     """
     batch = _pipeline_batch_size(batch_size, input_context)
-    _check_int("seq_len", seq_len, 1)
-    _check_int("overlap", overlap, 0)
+    check_int("seq_len", seq_len, 1)
+    check_int("overlap", overlap, 0)
     _check_seconds("example_seconds", example_seconds)
     quant.check_quantization(q_levels, quantization)
     _check_labels(source, with_labels)
@@ -390,9 +387,9 @@ def _check_local_condition(local_condition, window_samples):
         raise ValueError(f"local_condition kind must be one of {sorted(LOCAL_CONDITION_KINDS)}, "
                          f"got {local_condition['kind']!r}")
     hop = local_condition["hop"]
-    _check_int("local_condition hop", hop, 1)
-    _check_int("local_condition num_mels", local_condition["num_mels"], 1)
-    _check_int("local_condition frame_length", local_condition["frame_length"], hop)
+    check_int("local_condition hop", hop, 1)
+    check_int("local_condition num_mels", local_condition["num_mels"], 1)
+    check_int("local_condition frame_length", local_condition["frame_length"], hop)
     if window_samples % hop:
         raise ValueError(f"context + target_len ({window_samples}) must be a multiple of the "
                          f"local_condition hop, got hop={hop!r}")
@@ -445,8 +442,8 @@ def windows_dataset(source, split, *, batch_size, context, target_len, q_levels,
       (B,), with ``local_condition`` ``features`` float32 (B, (context + target_len) // H, M).
     """
     batch = _pipeline_batch_size(batch_size, input_context)
-    _check_int("context", context, 0)
-    _check_int("target_len", target_len, 1)
+    check_int("context", context, 0)
+    check_int("target_len", target_len, 1)
     quant.check_quantization(q_levels, quantization)
     _check_labels(source, with_labels)
     size = context + target_len
@@ -493,7 +490,7 @@ def segments_dataset(source, split, *, batch_size, segment_samples, seed=0, repe
       A dataset of dicts ``{"audio": float32 (B, segment_samples)}``.
     """
     batch = _pipeline_batch_size(batch_size, input_context)
-    _check_int("segment_samples", segment_samples, 1)
+    check_int("segment_samples", segment_samples, 1)
     store = _load_store(source, split, input_context)
     if repeat:
         starts = _random_windows(store, segment_samples, seed, pad_left=False)

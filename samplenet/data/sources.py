@@ -23,6 +23,7 @@ import numpy as np
 
 from samplenet import audio
 from samplenet.data import builtin
+from samplenet.validation import check_int
 
 SPLITS = frozenset({"train", "valid", "test", "all"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"})
@@ -294,8 +295,8 @@ def from_spec(spec, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1, 
     Raises ValueError for a bad spec, parameter or folder.
     """
     if sample_rate is not None:
-        _check_int("sample_rate", sample_rate, 1)
-    _check_int("seed", seed, 0)
+        check_int("sample_rate", sample_rate, 1)
+    check_int("seed", seed, 0)
     spec = os.fspath(spec)
     if not spec.startswith(BUILTIN_PREFIX):
         return FolderSource(spec, sample_rate, valid_fraction=valid_fraction,
@@ -324,9 +325,9 @@ def from_spec(spec, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1, 
                          f"sample_rate={sample_rate} was requested")
     if sample_rate is not None:
         values["sample_rate"] = int(sample_rate)
-    _check_int("num_items", values["num_items"], 1)
-    _check_int("sample_rate", values["sample_rate"], 1)
-    _check_int("seed", values["seed"], 0)
+    check_int("num_items", values["num_items"], 1)
+    check_int("sample_rate", values["sample_rate"], 1)
+    check_int("seed", values["seed"], 0)
     if not values["item_seconds"] > 0.0:
         raise ValueError(f"item_seconds must be > 0, got {values['item_seconds']!r} in {spec!r}")
     generator = generator_class(values["sample_rate"], **{
@@ -335,10 +336,6 @@ def from_spec(spec, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1, 
                          item_seconds=values["item_seconds"], seed=values["seed"],
                          valid_fraction=valid_fraction, test_fraction=test_fraction)
 
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _parse_number(spec, key, text, kind):

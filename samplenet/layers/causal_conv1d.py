@@ -2,10 +2,8 @@
 import keras
 import tensorflow as tf
 
+from samplenet.validation import check_positive_int
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -31,9 +29,9 @@ class CausalConv1D(keras.layers.Layer):
     def __init__(self, filters, kernel_size, dilation_rate=1, use_bias=True,
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("filters", filters)
-        _check_positive_int("kernel_size", kernel_size)
-        _check_positive_int("dilation_rate", dilation_rate)
+        check_positive_int("filters", filters)
+        check_positive_int("kernel_size", kernel_size)
+        check_positive_int("dilation_rate", dilation_rate)
         self.filters = filters
         self.kernel_size = kernel_size
         self.dilation_rate = dilation_rate

@@ -2,16 +2,16 @@
 import keras
 import tensorflow as tf
 
+from samplenet.validation import check_int, check_positive_int
+
 
 def factorize_hop(hop, max_factor=16):
     """Split ``hop`` into factors ``<= max_factor`` whose product is ``hop``, largest first.
 
     ``(1,)`` for a hop of 1. ``ValueError`` if ``hop`` has a prime factor above ``max_factor``.
     """
-    if isinstance(hop, bool) or not isinstance(hop, int) or hop < 1:
-        raise ValueError(f"hop must be a positive integer, got {hop!r}")
-    if isinstance(max_factor, bool) or not isinstance(max_factor, int) or max_factor < 2:
-        raise ValueError(f"max_factor must be an integer >= 2, got {max_factor!r}")
+    check_positive_int("hop", hop)
+    check_int("max_factor", max_factor, 2)
     primes, rest, divisor = [], hop, 2
     while rest > 1:
         while rest % divisor == 0:
@@ -53,8 +53,7 @@ class ConditioningUpsampler(keras.layers.Layer):
 
     def __init__(self, channels, hop, max_factor=16, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        check_positive_int("channels", channels)
         self.factors = factorize_hop(hop, max_factor)
         self.channels = channels
         self.hop = hop

@@ -11,13 +11,10 @@ from samplenet.models.base import AudioModel
 from samplenet.models.registry import register_family
 from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
                                     step_seed)
+from samplenet.validation import check_positive_int
 
 _VARIANCE_DECAY = 0.9  # EMA of the training residual variance (debiased)
 
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -42,10 +39,10 @@ class LinearAR(AudioModel):
     def __init__(self, order=2, q_levels=256, quantization="linear", sample_rate=16000,
                  target_len=1000, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("order", order)
+        check_positive_int("order", order)
         quant.check_quantization(q_levels, quantization)
-        _check_positive_int("sample_rate", sample_rate)
-        _check_positive_int("target_len", target_len)
+        check_positive_int("sample_rate", sample_rate)
+        check_positive_int("target_len", target_len)
         self.order = order
         self.q_levels = q_levels
         self.quantization = quantization
@@ -165,7 +162,7 @@ class LinearAR(AudioModel):
         supplies the first past samples (silence before it); ``condition`` must be None."""
         for name, value in (("num_samples", num_samples), ("batch_size", batch_size),
                             ("chunk_samples", chunk_samples)):
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         temperature = check_temperature(temperature, batch_size)
         check_condition(condition, batch_size, 0)
         prime = check_prime(prime, batch_size)

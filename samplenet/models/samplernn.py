@@ -10,7 +10,7 @@ from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
 from samplenet.ops import recurrent, sampling
 from samplenet.training.losses import masked_accuracy, masked_cross_entropy
-from samplenet.validation import check_positive_int
+from samplenet.validation import check_int, check_positive_int
 
 
 class _CarriedState:
@@ -116,8 +116,7 @@ class SampleRNN(CategoricalAutoregressive):
             raise ValueError(f"rnn_type must be one of {sorted(recurrent.RNN_TYPES)}, "
                              f"got {rnn_type!r}")
         check_quantization(q_levels, quantization)
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an integer >= 0, got {num_classes!r}")
+        check_int("num_classes", num_classes, 0)
         if seq_len % frame_sizes[-1]:
             raise ValueError(f"seq_len ({seq_len}) must be a multiple of the top frame size "
                              f"({frame_sizes[-1]})")

@@ -28,20 +28,13 @@ from samplenet.models.registry import register_family
 from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
                                     sample_logits, step_seed)
 from samplenet.training.losses import masked_accuracy, masked_cross_entropy
+from samplenet.validation import check_int, check_positive_int
 
 
 def stacked_dilations(num_stacks, num_layers):
     """``[1, 2, 4, ..., 2**(num_layers-1)]`` repeated ``num_stacks`` times."""
     return [2 ** i for i in range(num_layers)] * num_stacks
 
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _check_positive_int(name, value):
-    _check_int(name, value, 1)
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -77,8 +70,8 @@ class WaveNet(CategoricalAutoregressive):
         super().__init__(**kwargs)
         quant.check_quantization(q_levels, quantization)
         if dilations is None:
-            _check_positive_int("num_stacks", num_stacks)
-            _check_positive_int("num_layers", num_layers)
+            check_positive_int("num_stacks", num_stacks)
+            check_positive_int("num_layers", num_layers)
             resolved = stacked_dilations(num_stacks, num_layers)
         else:
             if isinstance(dilations, (str, bytes)) or not hasattr(dilations, "__len__") \
@@ -86,7 +79,7 @@ class WaveNet(CategoricalAutoregressive):
                 raise ValueError(f"dilations must be a non-empty list of positive integers, "
                                  f"got {dilations!r}")
             for d in dilations:
-                _check_positive_int("dilations", d)
+                check_positive_int("dilations", d)
             resolved = [int(d) for d in dilations]
         for name, value in (("filter_width", filter_width), ("input_width", input_width),
                             ("residual_channels", residual_channels),
@@ -94,9 +87,9 @@ class WaveNet(CategoricalAutoregressive):
                             ("skip_channels", skip_channels), ("sample_rate", sample_rate),
                             ("target_len", target_len),
                             ("local_condition_hop", local_condition_hop)):
-            _check_positive_int(name, value)
-        _check_int("num_classes", num_classes, 0)
-        _check_int("local_condition_channels", local_condition_channels, 0)
+            check_positive_int(name, value)
+        check_int("num_classes", num_classes, 0)
+        check_int("local_condition_channels", local_condition_channels, 0)
         if not isinstance(embed_inputs, bool):
             raise ValueError(f"embed_inputs must be true or false, got {embed_inputs!r}")
 
@@ -441,9 +434,9 @@ class WaveNet(CategoricalAutoregressive):
     def _generation_inputs(self, num_samples, batch_size, temperature, prime, condition,
                            chunk_samples, local_condition):
         """Validate the generation arguments; returns the prepared pieces."""
-        _check_positive_int("num_samples", num_samples)
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("chunk_samples", chunk_samples)
+        check_positive_int("num_samples", num_samples)
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("chunk_samples", chunk_samples)
         temperature = check_temperature(temperature, batch_size)
         label = check_condition(condition, batch_size, self.num_classes)
         prime = check_prime(prime, batch_size)

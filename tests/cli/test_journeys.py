@@ -1,6 +1,6 @@
-"""The SampleRNN user journey on built-in data, in subprocesses as a user runs it:
-train (2 steps) -> resume one more epoch -> generate -> evaluate; and a checkpoint round trip
-that gives identical logits."""
+"""The user journey of each autoregressive family on built-in data, in subprocesses as a user
+runs it: train (2 steps) -> resume one more epoch -> generate -> evaluate; and a SampleRNN
+checkpoint round trip that gives identical logits and optimizer state."""
 import json
 
 import numpy as np
@@ -13,22 +13,28 @@ from samplenet.training import checkpoints
 from samplenet.training.optimizers import make_optimizer
 from tests.cli.test_train_cli import run_cli
 
-TINY = ["--set", "dim=16", "--set", "emb_size=8", "--set", "seq_len=64",
-        "--set", "frame_sizes=[4,16]", "--set", "q_levels=32",
-        "--set", "data.example_seconds=0.5", "--set", "train.validation_steps=2",
-        "--set", "data.spec=\"builtin:plucked?num_items=12&item_seconds=1.0\"",
-        "--batch_size", "4", "--steps_per_epoch", "2", "--verbose", "0"]
+DATA = ["--set", "data.spec=\"builtin:plucked?num_items=12&item_seconds=1.0\"",
+        "--set", "train.validation_steps=2", "--batch_size", "4", "--steps_per_epoch", "2",
+        "--verbose", "0"]
+TINY = {
+    "samplernn_3tier": ["--set", "dim=16", "--set", "emb_size=8", "--set", "seq_len=64",
+                        "--set", "frame_sizes=[4,16]", "--set", "q_levels=32",
+                        "--set", "data.example_seconds=0.5"],
+    "wavenet_toy": ["--set", "num_layers=4", "--set", "target_len=200", "--set", "q_levels=32"],
+}
 
 
 @pytest.mark.slow
-def test_samplernn_cli_train_resume_generate_evaluate(tmp_path):
+@pytest.mark.parametrize("preset", sorted(TINY))
+def test_cli_train_resume_generate_evaluate(preset, tmp_path):
     run = tmp_path / "run"
-    result = run_cli("train.py", "--model", "samplernn_3tier", *TINY, "--epochs", "1",
+    result = run_cli("train.py", "--model", preset, *TINY[preset], *DATA, "--epochs", "1",
                      "--logdir", str(run))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "bits per sample" in result.stdout
     config = json.loads((run / "config.json").read_text())
-    assert config["family"] == "samplernn" and config["dim"] == 16
+    assert config["family"] == registry.load_preset(preset)["family"]
+    assert config["q_levels"] == 32
 
     result = run_cli("train.py", "--logdir", str(run), "--resume", "--epochs", "2",
                      "--verbose", "0")

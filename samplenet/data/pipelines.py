@@ -425,7 +425,8 @@ def windows_dataset(source, split, *, batch_size, context, target_len, q_levels,
     its end (mask 0 there) and the last batch may be smaller.
 
     Args:
-      context: samples before the targets (the model's receptive field - 1).
+      context: samples before the targets (WaveNet passes its receptive field, so the first
+        target is predicted from real samples only).
       target_len: target samples per window.
       local_condition: None or ``{"kind": "log-mel", "hop": H, "num_mels": M,
         "frame_length": W}``: also yield log-mel ``features`` computed from the audio itself.

@@ -61,6 +61,13 @@ class AudioModel(keras.Model):
         implement it with one compiled loop per chunk."""
         raise NotImplementedError(f"{type(self).__name__} does not generate audio")
 
+    def preview_arguments(self):
+        """Keyword arguments of ``generate`` for an unattended preview (the samples written
+        during training), or None when the model cannot generate without inputs only a user
+        can give. Generating models return ``{}`` unless they need more."""
+        generates = type(self).generate_chunks is not AudioModel.generate_chunks
+        return {} if generates else None
+
     def generate(self, num_samples, batch_size=1, temperature=1.0, seed=None, prime=None,
                  condition=None, **kwargs):
         """Generate ``num_samples`` samples per sequence.
@@ -100,6 +107,13 @@ class CategoricalAutoregressive(AudioModel):
     def loss_and_accuracy(self, data, training):
         """``(mean cross-entropy in nats, number of counted targets, accuracy)`` of a batch."""
         raise NotImplementedError
+
+    def preview_arguments(self):
+        """Class 0 for class-conditioned models; None for locally conditioned ones (a preview
+        has no feature sequence to follow)."""
+        if getattr(self, "local_condition_channels", 0):
+            return None
+        return {"condition": 0} if getattr(self, "num_classes", 0) else {}
 
     def update_metrics(self, loss, weight, accuracy):
         """Accumulate one batch's figures (weighted by its target count); returns the logs."""

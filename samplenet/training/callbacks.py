@@ -226,9 +226,10 @@ class ScalarSummaries(keras.callbacks.Callback):
 
 
 class SampleWriter(keras.callbacks.Callback):
-    """Every ``every`` epochs, generate ``seconds`` of audio with ``model.generate`` and write it
-    to ``samples/epoch-<epoch:05d>.wav`` and to TensorBoard. Models that do not generate audio
-    (``NotImplementedError``) are skipped."""
+    """Every ``every`` epochs, generate ``seconds`` of audio with ``model.generate`` (with the
+    model's ``preview_arguments``) and write it to ``samples/epoch-<epoch:05d>.wav`` and to
+    TensorBoard. Models that cannot generate a preview (``preview_arguments()`` is None) are
+    skipped."""
 
     def __init__(self, samples_dir, writer, *, every, seconds, sample_rate, is_chief=True,
                  seed=0):
@@ -249,12 +250,12 @@ class SampleWriter(keras.callbacks.Callback):
         if (not self.every or (epoch + 1) % self.every or not self.is_chief
                 or not weights_finite(self.model)):
             return
-        try:
-            _, audio = self.model.generate(max(1, round(self.seconds * self.sample_rate)),
-                                           batch_size=1, seed=self.seed + epoch)
-        except NotImplementedError:
+        arguments = self.model.preview_arguments()
+        if arguments is None:
             self.every = 0
             return
+        _, audio = self.model.generate(max(1, round(self.seconds * self.sample_rate)),
+                                       batch_size=1, seed=self.seed + epoch, **arguments)
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         audio_io.save(self.samples_dir / f"epoch-{epoch + 1:05d}.wav", audio[0],
                       self.sample_rate)

@@ -8,7 +8,8 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from samplenet.models.registry import TRAIN_DEFAULTS
+from samplenet.models.registry import TRAIN_DEFAULTS, build_model
+from samplenet.models.samplernn import SampleRNN
 from samplenet.testing.toy_model import ToyAR
 from samplenet.training import callbacks as cb
 from samplenet.training import checkpoints
@@ -126,15 +127,32 @@ def test_sample_writer_writes_wav_and_audio_summary(tmp_path, model):
     assert _events(tmp_path / "tb")[("generated", 2)][0] == "audio"
 
 
-def test_sample_writer_skips_models_that_do_not_generate(tmp_path, model, monkeypatch):
-    def no_generation(*args, **kwargs):
-        raise NotImplementedError
-
-    monkeypatch.setattr(model, "generate", no_generation)
+def test_sample_writer_skips_models_that_cannot_preview(tmp_path, model, monkeypatch):
+    monkeypatch.setattr(model, "preview_arguments", lambda: None)
     samples = _attach(cb.SampleWriter(tmp_path, None, every=1, seconds=1.0, sample_rate=8000),
                       model)
     samples.on_epoch_end(0)
     assert samples.every == 0 and not list(tmp_path.iterdir())
+
+
+def test_sample_writer_previews_a_class_conditioned_model(tmp_path):
+    conditioned = SampleRNN(frame_sizes=[4], dim=8, emb_size=4, q_levels=8, seq_len=16,
+                            num_classes=3, sample_rate=8000)
+    writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
+    samples = _attach(cb.SampleWriter(tmp_path / "samples", writer, every=1, seconds=0.004,
+                                      sample_rate=8000), conditioned)
+    samples.on_epoch_end(0)
+    audio, _ = soundfile.read(tmp_path / "samples" / "epoch-00001.wav")
+    assert audio.shape == (32,)
+
+
+def test_preview_arguments_follow_the_conditioning():
+    assert SampleRNN(frame_sizes=[4], dim=8, seq_len=16).preview_arguments() == {}
+    assert SampleRNN(frame_sizes=[4], dim=8, seq_len=16,
+                     num_classes=2).preview_arguments() == {"condition": 0}
+    assert build_model("wavenet_toy", local_condition_channels=8).preview_arguments() is None
+    assert build_model("soundstream", channels=4, strides=[2], latent_dim=4,
+                       num_quantizers=1, codebook_size=4).preview_arguments() is None
 
 
 @pytest.mark.parametrize("has_validation, monitor", [(True, "val_loss"), (False, "loss")])

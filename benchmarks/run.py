@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -362,7 +363,7 @@ def machine_info():
 def number(value):
     if value is None:
         return ""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:#.3g}"
 
 
 def table(rows):
@@ -437,7 +438,8 @@ def main(argv=None):
         rows.append(row)
     print(table(rows))
     if args.json:
-        report = {"command": " ".join(["python", "benchmarks/run.py", *(argv or sys.argv[1:])]),
+        report = {"command": shlex.join(["python", "benchmarks/run.py",
+                                         *(sys.argv[1:] if argv is None else argv)]),
                   "machine": machine, "settings": dataclasses.asdict(settings),
                   "matmul_peak_gflops": peak, "results": rows}
         Path(args.json).write_text(json.dumps(report, indent=2))

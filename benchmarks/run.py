@@ -363,7 +363,9 @@ def machine_info():
 def number(value):
     if value is None:
         return ""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:#.3g}"
+    if abs(value) >= 100 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:#.3g}"
 
 
 def table(rows):

@@ -1,4 +1,6 @@
 """A dense projection with optional weight normalisation."""
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -27,6 +29,7 @@ class Linear(keras.layers.Layer):
         self.use_bias = use_bias
         self.weight_norm = weight_norm
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self._frozen_kernel = None
 
     def build(self, input_shape):
         input_dim = int(input_shape[-1])
@@ -39,6 +42,8 @@ class Linear(keras.layers.Layer):
 
     def kernel(self):
         """The effective ``(input_dim, units)`` kernel."""
+        if self._frozen_kernel is not None:
+            return self._frozen_kernel
         if not self.weight_norm:
             return self.v
         return self.g * self.v / tf.norm(self.v, axis=0, keepdims=True)
@@ -57,3 +62,18 @@ class Linear(keras.layers.Layer):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
                 "weight_norm": self.weight_norm,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+
+@contextlib.contextmanager
+def frozen_kernels(layers):
+    """Within the block, each ``Linear`` of ``layers`` uses its effective kernel computed once on
+    entry: a loop traced inside (generation) reads a loop-invariant matrix instead of
+    re-normalising the weights at every step."""
+    layers = [layer for layer in layers if layer.weight_norm]
+    for layer in layers:
+        layer._frozen_kernel = layer.kernel()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer._frozen_kernel = None

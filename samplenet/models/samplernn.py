@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from samplenet.quantization import check_quantization, decode, encode, silence_code
 from samplenet.layers.frame_rnn import FrameRNN
+from samplenet.layers.linear import frozen_kernels
 from samplenet.layers.sample_mlp import SampleMLP
 from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
@@ -340,6 +341,19 @@ class SampleRNN(CategoricalAutoregressive):
     def _run_loop(self, state, num_steps, temperature, seed, label, forced, return_logits):
         """Run ``num_steps`` samples from ``state`` = (position, window, states,
         conditioning). Returns (codes (batch, num_steps), logits or None, new state)."""
+        with frozen_kernels(self._projections()):
+            return self._run_frozen_loop(state, num_steps, temperature, seed, label, forced,
+                                         return_logits)
+
+    def _projections(self):
+        """Every ``Linear`` layer of the model (their kernels stay fixed during generation)."""
+        mlp = self.sample_mlp
+        return ([layer for tier in self.tiers for layer in (tier.input_projection,
+                                                             tier.upsampling)]
+                + [mlp.window_projection, *mlp.hidden, mlp.output_projection])
+
+    def _run_frozen_loop(self, state, num_steps, temperature, seed, label, forced,
+                         return_logits):
         position, window, states, conditioning = state
         class_vector = self._class_vector(label) if label is not None else None
         body = self._loop_body(self.sample_mlp.lookup_table(), temperature, seed,

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from samplenet.layers.linear import Linear
+from samplenet.layers.linear import Linear, frozen_kernels
 from samplenet.testing import assert_layer_contract
 
 
@@ -26,3 +26,14 @@ def test_linear_weight_norm_columns_have_gain_norm():
 def test_linear_rejects_bad_units():
     with pytest.raises(ValueError, match="units"):
         Linear(0)
+
+
+def test_frozen_kernels_hold_only_inside_the_block():
+    layer = Linear(3, weight_norm=True)
+    layer.build((None, 4))
+    before = np.asarray(layer.kernel())
+    with frozen_kernels([layer]):
+        layer.g.assign(2.0 * np.ones(3, np.float32))
+        np.testing.assert_array_equal(np.asarray(layer.kernel()), before)
+    np.testing.assert_allclose(np.asarray(layer.kernel()), 2.0 * before / np.linalg.norm(
+        before, axis=0), rtol=1e-5)

@@ -80,6 +80,11 @@ class CheckpointWriter(keras.callbacks.Callback):
       is_chief: only the chief writes into the run directory.
       best_value: the best monitored value so far (from the run's ``best`` checkpoint on resume).
       elapsed_seconds: training time already spent in earlier sessions of the run.
+
+    ``state.json`` records the data position, ``{"train_batches": optimizer step}``: how many
+    batches of the (deterministic, repeated) training pipeline the run has consumed, so that a
+    resumed run skips exactly those. (Validation inside ``fit`` starts its pipeline afresh
+    every epoch, so it has no position.)
     """
 
     def __init__(self, checkpoints_dir, *, every=1, policy="best", is_chief=True,
@@ -127,6 +132,7 @@ class CheckpointWriter(keras.callbacks.Callback):
         is_best = value < self.best_value
         state = {"epoch": epoch + 1,
                  "step": optimizer_step(self.model.optimizer),
+                 "data_position": {"train_batches": optimizer_step(self.model.optimizer)},
                  "val_loss": float(logs["val_loss"]) if "val_loss" in logs else None,
                  "monitor": name, "monitored_value": value,
                  "metrics": {k: float(v) for k, v in logs.items()},

@@ -3,7 +3,10 @@
 ``train(config, run_dir)`` builds the data source, the model (inside the distribution
 strategy's scope), the optimizer and the tf.data pipelines, and runs ``model.fit`` with the
 callbacks of ``samplenet.training.callbacks``. With ``resume=True`` it continues the run from
-its latest checkpoint: weights, optimizer state (including the step count) and epoch.
+its latest checkpoint: weights, optimizer state (including the step count), epoch and data
+position (the training pipeline skips the batches already consumed, so a run resumed any number
+of times sees the batches, and ends with the weights, of an uninterrupted one; SampleRNN's
+carried TBPTT state restarts from the learned initial state at a resume).
 """
 import math
 import warnings
@@ -27,6 +30,10 @@ RESUMABLE_TRAIN_KEYS = frozenset({
     "epochs", "steps_per_epoch", "validation_steps", "early_stopping_patience",
     "checkpoint_every", "checkpoint_policy", "generate_every", "generate_seconds",
     "jit_compile"})
+
+
+_FRESH_STATE = {"epoch": 0, "best_value": math.inf, "elapsed_seconds": 0.0,
+                "data_position": {"train_batches": 0}}
 
 
 class TrainingDiverged(ValueError):
@@ -65,14 +72,17 @@ def _source(config, sample_rate):
                           test_fraction=section["test_fraction"], seed=config["train"]["seed"])
 
 
-def _dataset(strategy, model, source, split, config, seed):
-    """The repeated pipeline of ``split``, split per replica/worker when distributed."""
+def _dataset(strategy, model, source, split, config, position=0):
+    """The repeated pipeline of ``split``, split per replica/worker when distributed, starting
+    after its first ``position`` batches (the data position of a resumed run: the pipelines are
+    deterministic for a seed, so a resumed run sees the batches an uninterrupted one would)."""
     batch_size = config["train"]["batch_size"]
 
     def make(input_context=None):
-        return pipelines.training_dataset(model, source, split, batch_size=batch_size, seed=seed,
-                                          repeat=True, input_context=input_context,
-                                          **config["data"])
+        dataset = pipelines.training_dataset(model, source, split, batch_size=batch_size,
+                                             seed=config["train"]["seed"], repeat=True,
+                                             input_context=input_context, **config["data"])
+        return dataset.skip(position) if position else dataset
 
     if is_distributed(strategy):
         return strategy.distribute_datasets_from_function(make)
@@ -87,18 +97,22 @@ def _set_precision(name):
 
 
 def _resume(run, model, optimizer):
-    """Restore the run's latest checkpoint, if any: ``(epoch, best_value, elapsed_seconds)``."""
+    """Restore the run's latest checkpoint, if any: its ``state.json`` dict with the keys
+    ``epoch``, ``best_value``, ``elapsed_seconds`` and ``data_position`` filled in (a fresh
+    run's values when there is no checkpoint yet)."""
     latest = checkpoints.latest_checkpoint(run.checkpoints)
     if latest is None:
         logging.warning("%s has no checkpoint yet; starting from epoch 0", run)
-        return 0, math.inf, 0.0
+        return _FRESH_STATE
     state = checkpoints.restore(model, optimizer, latest)
     best = checkpoints.best_checkpoint(run.checkpoints)
     best_value = checkpoints.read_state(best).get("monitored_value", math.inf) if best else \
         math.inf
     logging.info("resumed %s at epoch %d, optimizer step %d", latest, state["epoch"],
                  optimizer_step(optimizer))
-    return state["epoch"], best_value, state.get("elapsed_seconds", 0.0)
+    # Checkpoints written before the data position was recorded: one batch per optimizer step.
+    position = state.get("data_position") or {"train_batches": state["step"]}
+    return {**_FRESH_STATE, **state, "best_value": best_value, "data_position": position}
 
 
 def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
@@ -149,8 +163,8 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         model.compile(optimizer=optimizer, jit_compile=section["jit_compile"])
         model.ensure_built()
         optimizer.build(model.trainable_variables)
-    initial_epoch, best_value, elapsed = (_resume(run, model, optimizer) if resume
-                                          else (0, math.inf, 0.0))
+    state = _resume(run, model, optimizer) if resume else _FRESH_STATE
+    initial_epoch, position = state["epoch"], state["data_position"]
     if initial_epoch >= section["epochs"]:
         raise ValueError(f"{str(run)!r} has already trained {initial_epoch} epochs; ask for more "
                          f"(train.epochs / --epochs > {initial_epoch})")
@@ -159,17 +173,16 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         run.write_config(config)
 
     source = _source(config, model.sample_rate)
-    seed = section["seed"] + initial_epoch  # a resumed run does not replay the same batches
-    train_data = _dataset(strategy, model, source, "train", config, seed)
+    train_data = _dataset(strategy, model, source, "train", config, position["train_batches"])
     has_validation = bool(source.examples("valid"))
-    valid_data = _dataset(strategy, model, source, "valid", config, seed) if has_validation \
-        else None
+    valid_data = _dataset(strategy, model, source, "valid", config) if has_validation else None
     if not has_validation:
         logging.warning("the valid split of %s is empty; training without validation",
                         source.name)
     callbacks, guard = make_callbacks(run, section, sample_rate=model.sample_rate,
                                       has_validation=has_validation, is_chief=chief,
-                                      best_value=best_value, elapsed_seconds=elapsed)
+                                      best_value=state["best_value"],
+                                      elapsed_seconds=state["elapsed_seconds"])
     callbacks += model.training_callbacks()
     history = model.fit(train_data, epochs=section["epochs"],
                         steps_per_epoch=section["steps_per_epoch"], validation_data=valid_data,

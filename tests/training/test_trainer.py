@@ -41,6 +41,31 @@ def test_train_resume_continues_epoch_and_optimizer_step(tmp_path):
     assert saved["family"] == "toy_ar" and saved["train"]["epochs"] == 3
 
 
+def _final_weights(run_dir):
+    return [keras.ops.convert_to_numpy(w) for w in load_model(run_dir).weights]
+
+
+def _epoch_losses(run_dir, column="loss"):
+    return [float(row[column]) for row in csv.DictReader((Path(run_dir) / "log.csv").open())]
+
+
+@pytest.mark.slow
+def test_train_resumed_in_sessions_equals_uninterrupted_run(tmp_path):
+    """The data position: a run trained in three sessions sees the same batches (equal losses
+    per epoch, train and validation) and ends with the same weights as one session."""
+    config = toy_config(epochs=3, steps_per_epoch=3, validation_steps=2)
+    whole, pieces = tmp_path / "whole", tmp_path / "pieces"
+    trainer.train(config, whole, verbose=0)
+    for epochs in (1, 2, 3):
+        trainer.train(config, pieces, epochs=epochs, resume=epochs > 1, verbose=0)
+    assert _latest_state(pieces)["data_position"] == {"train_batches": 9}
+    np.testing.assert_allclose(_epoch_losses(pieces), _epoch_losses(whole), rtol=1e-6)
+    np.testing.assert_allclose(_epoch_losses(pieces, "val_loss"),
+                               _epoch_losses(whole, "val_loss"), rtol=1e-6)
+    for resumed, uninterrupted in zip(_final_weights(pieces), _final_weights(whole)):
+        np.testing.assert_allclose(resumed, uninterrupted, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.slow
 def test_train_writes_run_layout_and_samples(tmp_path):
     trainer.train(toy_config(generate_every=1, generate_seconds=0.01, checkpoint_policy="all",

@@ -532,7 +532,7 @@ def _section_options(kind, section, model_options, sample_rate):
         condition = _resolve_local_condition(section.get("local_condition", ""),
                                              model_options.get("local_condition"))
         options = {"local_condition": condition}
-        if section.get("window_samples"):
+        if check_int("data.window_samples", section.get("window_samples", 0), 0):
             options["target_len"] = section["window_samples"]
             if condition is not None:  # round the window up to whole conditioning frames
                 hop, context = condition["hop"], model_options.get("context", 0)

@@ -50,7 +50,9 @@ class _CarriedState:
         """Forget the carried state; ``batch_size`` > 0 allocates it at that batch size (a fixed
         shape lets XLA compile the training step)."""
         for variable in self.variables:
-            variable.assign(tf.zeros([batch_size, variable.shape[-1]]))
+            # No read back: under tf.distribute (cross-replica context) an ON_READ variable
+            # without aggregation cannot be read, only assigned on every replica.
+            variable.assign(tf.zeros([batch_size, variable.shape[-1]]), read_value=False)
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -276,7 +278,9 @@ class SampleRNN(CategoricalAutoregressive):
         if isinstance(spec, (tuple, list)):
             spec = spec[0]
         if isinstance(spec, dict) and "samples" in spec:
-            return spec["samples"].shape[0]
+            # A distributed dataset's spec (PerReplicaSpec) has no shape: the carried state
+            # then starts empty and takes each replica's batch size at its first step.
+            return getattr(spec["samples"], "shape", [None])[0]
         return None
 
     def fit(self, x=None, *args, **kwargs):

@@ -81,8 +81,8 @@ class CheckpointWriter(keras.callbacks.Callback):
       best_value: the best monitored value so far (from the run's ``best`` checkpoint on resume).
       elapsed_seconds: training time already spent in earlier sessions of the run.
 
-    ``state.json`` records the data position, ``{"train_batches": optimizer step}``: how many
-    batches of the (deterministic, repeated) training pipeline the run has consumed, so that a
+    ``state.json`` records the data position, ``{"train_steps": optimizer step}``: the steps
+    whose batches the (deterministic, repeated) training pipeline has delivered, so that a
     resumed run skips exactly those. (Validation inside ``fit`` starts its pipeline afresh
     every epoch, so it has no position.)
     """
@@ -132,7 +132,7 @@ class CheckpointWriter(keras.callbacks.Callback):
         is_best = value < self.best_value
         state = {"epoch": epoch + 1,
                  "step": optimizer_step(self.model.optimizer),
-                 "data_position": {"train_batches": optimizer_step(self.model.optimizer)},
+                 "data_position": {"train_steps": optimizer_step(self.model.optimizer)},
                  "val_loss": float(logs["val_loss"]) if "val_loss" in logs else None,
                  "monitor": name, "monitored_value": value,
                  "metrics": {k: float(v) for k, v in logs.items()},

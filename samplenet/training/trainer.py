@@ -33,7 +33,7 @@ RESUMABLE_TRAIN_KEYS = frozenset({
 
 
 _FRESH_STATE = {"epoch": 0, "best_value": math.inf, "elapsed_seconds": 0.0,
-                "data_position": {"train_batches": 0}}
+                "data_position": {"train_steps": 0}}
 
 
 class TrainingDiverged(ValueError):
@@ -72,17 +72,20 @@ def _source(config, sample_rate):
                           test_fraction=section["test_fraction"], seed=config["train"]["seed"])
 
 
-def _dataset(strategy, model, source, split, config, position=0):
+def _dataset(strategy, model, source, split, config, steps_done=0):
     """The repeated pipeline of ``split``, split per replica/worker when distributed, starting
-    after its first ``position`` batches (the data position of a resumed run: the pipelines are
-    deterministic for a seed, so a resumed run sees the batches an uninterrupted one would)."""
+    after the batches of its first ``steps_done`` optimizer steps (the data position of a resumed
+    run: the pipelines are deterministic for a seed, so a resumed run sees the batches an
+    uninterrupted one would). Each worker's pipeline feeds one batch per local replica a step."""
     batch_size = config["train"]["batch_size"]
 
     def make(input_context=None):
         dataset = pipelines.training_dataset(model, source, split, batch_size=batch_size,
                                              seed=config["train"]["seed"], repeat=True,
                                              input_context=input_context, **config["data"])
-        return dataset.skip(position) if position else dataset
+        local_replicas = (input_context.num_replicas_in_sync // input_context.num_input_pipelines
+                          if input_context is not None else 1)
+        return dataset.skip(steps_done * local_replicas) if steps_done else dataset
 
     if is_distributed(strategy):
         return strategy.distribute_datasets_from_function(make)
@@ -111,7 +114,7 @@ def _resume(run, model, optimizer):
     logging.info("resumed %s at epoch %d, optimizer step %d", latest, state["epoch"],
                  optimizer_step(optimizer))
     # Checkpoints written before the data position was recorded: one batch per optimizer step.
-    position = state.get("data_position") or {"train_batches": state["step"]}
+    position = state.get("data_position") or {"train_steps": state["step"]}
     return {**_FRESH_STATE, **state, "best_value": best_value, "data_position": position}
 
 
@@ -173,7 +176,7 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         run.write_config(config)
 
     source = _source(config, model.sample_rate)
-    train_data = _dataset(strategy, model, source, "train", config, position["train_batches"])
+    train_data = _dataset(strategy, model, source, "train", config, position["train_steps"])
     has_validation = bool(source.examples("valid"))
     valid_data = _dataset(strategy, model, source, "valid", config) if has_validation else None
     if not has_validation:

@@ -58,7 +58,7 @@ def test_train_resumed_in_sessions_equals_uninterrupted_run(tmp_path):
     trainer.train(config, whole, verbose=0)
     for epochs in (1, 2, 3):
         trainer.train(config, pieces, epochs=epochs, resume=epochs > 1, verbose=0)
-    assert _latest_state(pieces)["data_position"] == {"train_batches": 9}
+    assert _latest_state(pieces)["data_position"] == {"train_steps": 9}
     np.testing.assert_allclose(_epoch_losses(pieces), _epoch_losses(whole), rtol=1e-6)
     np.testing.assert_allclose(_epoch_losses(pieces, "val_loss"),
                                _epoch_losses(whole, "val_loss"), rtol=1e-6)
@@ -211,22 +211,26 @@ from samplenet.testing.toy_model import toy_config
 from samplenet.training import trainer
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
-trainer.train(toy_config(epochs=1, steps_per_epoch=2), sys.argv[1], strategy=strategy, verbose=0)
-trainer.train(toy_config(epochs=2, steps_per_epoch=2), sys.argv[1], strategy=strategy, verbose=0,
-              resume=True)
+config = toy_config(epochs=2, steps_per_epoch=2)
+trainer.train(config, sys.argv[1] + "/whole", strategy=strategy, verbose=0)
+trainer.train(config, sys.argv[1] + "/pieces", epochs=1, strategy=strategy, verbose=0)
+trainer.train(config, sys.argv[1] + "/pieces", strategy=strategy, verbose=0, resume=True)
 """
 
 
 @pytest.mark.slow
 def test_train_two_replicas_splits_input_and_resumes(tmp_path):
     """Two logical CPUs (set before TensorFlow starts, hence a subprocess) exercise the
-    per-replica input pipeline and restoring mirrored variables."""
+    per-replica input pipeline, restoring mirrored variables, and the data position of a
+    pipeline that feeds two replicas per step."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, str(tmp_path)], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    state = _latest_state(tmp_path)
+    state = _latest_state(tmp_path / "pieces")
     assert state["epoch"] == 2 and state["step"] == 4
+    pieces, whole = (_epoch_losses(tmp_path / run) for run in ("pieces", "whole"))
+    np.testing.assert_allclose(pieces, whole, rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -47,6 +47,10 @@ _SKIPPED = {}
 _SKIPPED_LOCK = threading.Lock()
 
 
+class UnusableSplit(ValueError):
+    """Every file of a split is bad (unreadable, empty, NaN or silent); names the files."""
+
+
 # --------------------------------------------------------------------------- skipped files
 
 def dataset_skipped(source):
@@ -174,7 +178,8 @@ def _decode(source, examples):
 
 
 def _load_store(source, split, input_context):
-    """Decode this pipeline's files of ``split`` into a ``_Store``; ValueError if all are bad."""
+    """Decode this pipeline's files of ``split`` into a ``_Store``; ``UnusableSplit`` if all
+    are bad."""
     examples = _split_examples(source, split, input_context)
     decoded = _decode(source, examples)
     kept = [(example, audio) for example, audio in zip(examples, decoded) if audio.size]
@@ -182,8 +187,8 @@ def _load_store(source, split, input_context):
         bad = dict(dataset_skipped(source))
         listed = "; ".join(f"{e.key}: {bad.get(e.key, '?')}" for e in examples[:_MAX_LISTED])
         more = f" (and {len(examples) - _MAX_LISTED} more)" if len(examples) > _MAX_LISTED else ""
-        raise ValueError(f"every file of source {source.name!r} split {split!r} is bad: "
-                         f"{listed}{more}")
+        raise UnusableSplit(f"every file of source {source.name!r} split {split!r} is bad: "
+                            f"{listed}{more}")
     lengths = np.array([audio.size for _, audio in kept], np.int64)
     return _Store(audio=np.concatenate([audio for _, audio in kept]),
                   starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),

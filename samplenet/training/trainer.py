@@ -177,11 +177,16 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
 
     source = _source(config, model.sample_rate)
     train_data = _dataset(strategy, model, source, "train", config, position["train_steps"])
-    has_validation = bool(source.examples("valid"))
-    valid_data = _dataset(strategy, model, source, "valid", config) if has_validation else None
-    if not has_validation:
+    valid_data = None
+    if source.examples("valid"):
+        try:
+            valid_data = _dataset(strategy, model, source, "valid", config)
+        except pipelines.UnusableSplit as error:  # a few bad files: train on the rest
+            logging.warning("%s; training without validation", error)
+    else:
         logging.warning("the valid split of %s is empty; training without validation",
                         source.name)
+    has_validation = valid_data is not None
     callbacks, guard = make_callbacks(run, section, sample_rate=model.sample_rate,
                                       has_validation=has_validation, is_chief=chief,
                                       best_value=state["best_value"],

@@ -15,6 +15,7 @@ Speech Commands lists, or else by a stable hash of each example's key (``hash_sp
 import collections
 import dataclasses
 import hashlib
+import logging
 import math
 import os
 import pathlib
@@ -34,6 +35,8 @@ BACKGROUND_NOISE_FOLDER = "_background_noise_"
 BUILTIN_PARAMETERS = {"num_items": (int, 64), "item_seconds": (float, 4.0),
                       "sample_rate": (int, 16000), "seed": (int, 0)}
 _MAX_LISTED_PROBLEMS = 10
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,8 +171,8 @@ class FolderSource(Source):
             file_path = self.root / key
             try:
                 info = audio.info(file_path)
-            except audio.AudioError as error:
-                skipped.append((str(file_path), str(error)))
+            except audio.AudioError as error:  # its message starts with the path
+                skipped.append((str(file_path), str(error).removeprefix(f"{file_path}: ")))
                 continue
             if info.frames == 0:
                 skipped.append((str(file_path), "no audio frames"))
@@ -178,6 +181,9 @@ class FolderSource(Source):
         if not rates:
             raise ValueError(f"no usable audio files in data folder {str(path)!r}: "
                              + _list_problems(skipped))
+        if skipped:
+            _logger.warning("data folder %r: skipping %d file(s): %s", str(path), len(skipped),
+                            _list_problems(skipped))
         if sample_rate is None:
             counts = collections.Counter(rates.values())
             sample_rate = max(counts, key=lambda rate: (counts[rate], rate))

@@ -207,7 +207,9 @@ def apply_overrides(config, overrides):
 
 
 def resolve(config):
-    """Check a config dict and fill the ``data``/``train`` defaults; returns a new dict."""
+    """Check a config dict and fill in the defaults of the model's constructor arguments and of
+    the ``data``/``train`` sections, so a run's config.json names every value it was made with
+    (and a mismatch on resume names both values); returns a new dict."""
     if not isinstance(config, dict) or "family" not in config:
         raise ValueError("a config must be a JSON object with a 'family' key")
     config = copy.deepcopy(config)
@@ -217,6 +219,9 @@ def resolve(config):
         if key not in ctor and key not in _SECTIONS and key != "family":
             raise ValueError(f"unknown key {key!r} for family {config['family']!r}; model keys: "
                              f"{sorted(ctor)}")
+    for key, default in ctor.items():
+        if key not in config and default is not inspect.Parameter.empty:
+            config[key] = json.loads(json.dumps(default))  # as config.json will hold it
     for section, defaults in _SECTIONS.items():
         given = config.get(section) or {}
         unknown = sorted(set(given) - set(defaults))

@@ -57,7 +57,10 @@ def _pointed(checkpoints_dir, pointer):
     path = Path(checkpoints_dir) / pointer
     if not path.is_file():
         return None
-    target = Path(checkpoints_dir) / path.read_text(encoding="utf-8").strip()
+    try:
+        target = Path(checkpoints_dir) / path.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8 text
+        raise CheckpointError(f"cannot read {str(path)!r}: {error}") from None
     if not is_complete(target):
         raise CheckpointError(f"{str(path)!r} names {str(target)!r}, which is missing or "
                               "incomplete")
@@ -84,7 +87,7 @@ def read_state(folder):
     path = Path(folder) / STATE_FILE
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8 or not JSON
         raise CheckpointError(f"cannot read {str(path)!r}: {error}") from None
 
 
@@ -170,7 +173,7 @@ def run_config_of(folder):
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # not UTF-8 or not JSON
         raise CheckpointError(f"{str(path)!r} is not valid JSON: {error}") from None
 
 

@@ -85,5 +85,5 @@ class RunDir:
             raise ValueError(f"{str(self.path)!r} is not a run directory: it has no {CONFIG_FILE}")
         try:
             return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
+        except ValueError as error:  # not UTF-8 or not JSON
             raise ValueError(f"{str(self.config_path)!r} is not valid JSON: {error}") from None

@@ -311,8 +311,9 @@ class WaveNet(CategoricalAutoregressive):
         ``receptive_field - 1`` samples before it (enough for every layer's cache)."""
         start, end = history.shape[1] - self.receptive_field, history.shape[1] - 1
         layer_inputs = []
-        label_vector = self._label_vector(None if label is None else tf.constant(label))
-        self._network(tf.constant(history[:, start:end]), label_vector,
+        label_vector = self._label_vector(None if label is None
+                                          else tf.convert_to_tensor(label, tf.int32))
+        self._network(tf.convert_to_tensor(history[:, start:end], tf.int32), label_vector,
                       self._sequence_local(features, start, end - start, pad),
                       output_from=end - start, layer_inputs=layer_inputs)
         layers = [self.input_conv] + self.blocks

@@ -16,7 +16,8 @@ _LAZY_MODULES = {"audio", "quantization", "data", "analysis", "models", "layers"
 
 
 def load_model(path):
-    """Load a trained model from a run directory or a checkpoint folder in one."""
+    """Load a trained model from a run directory, a checkpoint folder in one, or a ``.keras``
+    file (in Keras safe mode)."""
     from samplenet.loading import load_model as _load
     return _load(path)
 

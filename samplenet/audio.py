@@ -220,12 +220,15 @@ def stream_to_wavs(chunks, paths, sample_rate):
     files = []
     written = 0
     try:
-        for partial in partials:
+        for partial, path in zip(partials, paths):
+            if not path.parent.is_dir():
+                raise OSError(f"cannot write {str(path)!r}: its folder does not exist or is "
+                              "not a folder")
             try:
                 files.append(sf.SoundFile(partial, "w", samplerate=sample_rate,
-                                                 channels=1, format="WAV", subtype="PCM_16"))
+                                          channels=1, format="WAV", subtype="PCM_16"))
             except (sf.SoundFileError, OSError) as error:
-                raise OSError(f"cannot write {str(partial)!r}: {error}") from None
+                raise OSError(f"cannot write {str(path)!r}: {error}") from None
         for audio in chunks:
             for file, row in zip(files, np.asarray(audio)):
                 file.write(np.clip(row, -1.0, 1.0))

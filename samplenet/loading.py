@@ -1,4 +1,9 @@
-"""Loading a trained model from a run directory or one of its checkpoints."""
+"""Loading a trained model from a run directory, one of its checkpoints, or a ``.keras`` file.
+
+Nothing here unpickles: checkpoints are TensorFlow checkpoints plus JSON, and ``.keras`` files
+are read in Keras safe mode, which refuses to deserialize Python code (lambda layers).
+"""
+import zipfile
 from pathlib import Path
 
 from samplenet.models import registry
@@ -44,8 +49,25 @@ def model_from_checkpoint(folder, config):
     return model
 
 
+def load_keras_file(path):
+    """A model saved with ``model.save("name.keras")``, loaded with ``safe_mode=True``.
+
+    Raises ``ValueError`` naming ``path`` when the file cannot be loaded, e.g. when it holds a
+    lambda layer (Python code, refused by safe mode) or is not a ``.keras`` archive."""
+    import keras
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else \
+            type(error).__name__
+        raise ValueError(f"cannot load Keras model file {str(path)!r}: {reason}") from None
+
+
 def load_model(path):
     """The model of a run directory or checkpoint folder, built, with its weights restored
-    (no optimizer). See ``locate`` for ``path``; raises ``ValueError`` naming it on failure."""
+    (no optimizer), or the model of a ``.keras`` file (``load_keras_file``). See ``locate`` for
+    ``path``; raises ``ValueError`` naming it on failure."""
+    if Path(path).suffix == ".keras" and Path(path).is_file():
+        return load_keras_file(path)
     _, folder, config = locate(path)
     return model_from_checkpoint(folder, config)

@@ -6,6 +6,7 @@ rest and lists them; nothing unpickles.
 Each case runs a command-line program's ``main`` in-process with its absl flags (see
 ``run_program``); two slow cases run the real console scripts in subprocesses.
 """
+import ast
 import collections
 import contextlib
 import json
@@ -27,8 +28,9 @@ from samplenet.cli import evaluate as evaluate_cli
 from samplenet.cli import generate as generate_cli
 from samplenet.cli import train as train_cli
 from samplenet.data import from_spec, pipelines
+from samplenet.models import registry
 from samplenet.testing.toy_model import toy_config
-from samplenet.training import trainer
+from samplenet.training import checkpoints, trainer
 from tests.cli.test_train_cli import assert_one_line_error, run_cli
 
 RATE = 4000  # the toy model's sample rate
@@ -360,3 +362,152 @@ def test_folder_with_a_few_bad_files_trains_on_the_rest_and_lists_them(run_progr
     for name, reason in ((nan_name, "NaN"), ("notes.wav", "not a readable audio file"),
                          ("empty.wav", "empty")):
         assert re.search(rf"{re.escape(name)}: [^;]*{reason}", warnings), (name, warnings)
+
+
+LINEAR_AR = {"family": "linear_ar", "order": 2, "q_levels": 8, "sample_rate": RATE}
+
+
+def _other_config(config, other):
+    """``config`` with the model ``other`` describes: another family (its arguments replace the
+    model's) or other arguments of the same family."""
+    if "family" in other:
+        return {**other, "data": config["data"], "train": config["train"]}
+    return {**config, **other}
+
+
+@pytest.mark.parametrize("other, culprits", [
+    (LINEAR_AR, ["'linear_ar'"]),
+    ({"kernel_size": 3}, ["'toy_ar'", "kernel"]),
+])
+@pytest.mark.parametrize("program", ["generate", "evaluate"])
+def test_checkpoint_from_another_model_family_or_config_is_one_error(
+        run_program, run_copy, tmp_path, program, other, culprits):
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps(_other_config(config, other)))
+    argv = [f"--ckpt={run_copy}"] + ([f"--out_dir={tmp_path / 'out'}"] if program == "generate"
+                                     else [])
+    assert_error(run_program(program, *argv), _checkpoint(run_copy), *culprits)
+
+
+@pytest.mark.parametrize("other, culprits", [
+    (LINEAR_AR, ["family", "'toy_ar'", "'linear_ar'"]),
+    ({"kernel_size": 3}, ["kernel_size", "4", "3"]),
+])
+def test_resuming_a_run_with_another_model_family_or_config_is_one_error(
+        run_program, run_copy, tmp_path, other, culprits):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(_other_config(toy_config(epochs=2), other)))
+    result = run_program("train", f"--config={path}", f"--logdir={run_copy}", "--resume",
+                         "--verbose=0")
+    assert_error(result, run_copy, *culprits)
+
+
+def _garble(path):
+    path.write_bytes(b"\x00garbage\xff" * max(1, path.stat().st_size // 10))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damage, name, culprit", [
+    (_garble, "CKPT/ckpt.data-00000-of-00001", "corrupted"),
+    (_truncate, "CKPT/ckpt.data-00000-of-00001", "corrupted"),
+    (_garble, "CKPT/ckpt.index", "corrupted"),
+    (_truncate, "CKPT/ckpt.index", "corrupted"),
+    (lambda path: path.unlink(), "CKPT/ckpt.index", "CKPT"),
+    (_garble, "CKPT/state.json", "CKPT/state.json"),
+    (_garble, "checkpoints/best", "checkpoints/best"),
+    (_garble, "config.json", "config.json"),
+])
+@pytest.mark.parametrize("program", ["generate", "evaluate"])
+def test_corrupted_checkpoint_file_is_one_error_naming_it(run_program, run_copy, tmp_path,
+                                                          program, damage, name, culprit):
+    checkpoint = _checkpoint(run_copy).relative_to(run_copy).as_posix()
+    damage(run_copy / name.replace("CKPT", checkpoint))
+    argv = [f"--ckpt={run_copy}"] + ([f"--out_dir={tmp_path / 'out'}"] if program == "generate"
+                                     else [])
+    culprit = culprit.replace("CKPT", checkpoint)
+    assert_error(run_program(program, *argv),
+                 *([_checkpoint(run_copy), culprit] if culprit == "corrupted"
+                   else [run_copy / culprit]))
+
+
+@pytest.fixture(scope="module")
+def codec_run(tmp_path_factory):
+    """A run directory holding an untrained tiny codec's checkpoint."""
+    tiny = {"channels": 4, "strides": [2, 4], "latent_dim": 8, "num_quantizers": 2,
+            "codebook_size": 16, "segment_samples": 2048}
+    config = registry.config_for("soundstream", tiny)
+    run = tmp_path_factory.mktemp("codec") / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config))
+    model = registry.model_from_config(config).ensure_built()
+    checkpoints.save_checkpoint(run / "checkpoints", model, None, {"epoch": 1}, is_best=True)
+    return run
+
+
+@pytest.mark.parametrize("program", ["generate", "train", "codec decode"])
+def test_unwritable_output_directory_is_one_error_naming_it(run_program, toy_run, codec_run,
+                                                            tmp_path, program):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where a folder should be")
+    out = blocker / "out"
+    if program == "generate":
+        result = run_program("generate", f"--ckpt={toy_run}", "--seconds=0.01",
+                             f"--out_dir={out}")
+    elif program == "train":
+        result = run_program("train", f"--config={_config_file(tmp_path)}", f"--logdir={out}",
+                             "--verbose=0")
+    else:
+        codes = tmp_path / "codes.npz"
+        np.savez(codes, codes=np.zeros((1, 4), np.int16), sample_rate=16000, num_samples=32,
+                 hop=8, codebook_size=16)
+        result = run_program("codec", f"--ckpt={codec_run}", "decode", codes, out / "x.wav")
+    assert_error(result, out)
+
+
+def test_codes_file_holding_pickled_objects_is_refused(run_program, codec_run, tmp_path):
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, codes=np.array([{"evil": 1}], dtype=object), sample_rate=16000,
+             num_samples=8, hop=8, codebook_size=16)
+    result = run_program("codec", f"--ckpt={codec_run}", "decode", pickled, tmp_path / "x.wav")
+    assert_error(result, pickled, "allow_pickle=False")
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_no_library_call_can_unpickle():
+    """Every ``np.load`` in the package passes ``allow_pickle=False``; no module imports
+    pickle (or a wrapper of it) and no Keras load leaves safe mode."""
+    calls = []
+    for path in Path(samplenet.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [alias.name for alias in node.names] + [getattr(node, "module", "")]
+                assert not {"pickle", "dill", "cloudpickle", "joblib"} & set(names), path
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("load", "load_model") and \
+                    ast.unparse(node.func.value) in ("np", "numpy", "keras.saving",
+                                                     "keras.models"):
+                keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
+                calls.append((path.name, node.func.attr, keywords))
+    assert calls, "no np.load / keras load_model call found: the scan is broken"
+    for name, function, keywords in calls:
+        expected = ("allow_pickle", "False") if function == "load" else ("safe_mode", "True")
+        assert keywords.get(expected[0]) == expected[1], (name, function, keywords)
+
+
+def test_keras_file_with_a_lambda_layer_is_refused_by_safe_mode(tmp_path):
+    model = samplenet.build_model("toy_ar").ensure_built()
+    model.save(tmp_path / "toy.keras")
+    loaded = samplenet.load_model(tmp_path / "toy.keras")
+    np.testing.assert_array_equal(loaded.kernel.numpy(), model.kernel.numpy())
+
+    inputs = keras.Input((4,))
+    unsafe = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs))
+    unsafe.save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError) as error:
+        samplenet.load_model(tmp_path / "lambda.keras")
+    message = str(error.value)
+    assert "lambda.keras" in message and "safe_mode" in message and "\n" not in message

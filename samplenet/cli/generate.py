@@ -100,7 +100,11 @@ def main(argv):
         prime = audio_io.load(FLAGS.prime, sample_rate=model.sample_rate)[None, :]
     out_dir = Path(FLAGS.out_dir or run.samples /
                    f"generated-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create the output folder {str(out_dir)!r}: "
+                      f"{error.strerror or error}") from None
     paths = [out_dir / f"sample_{index}.wav" for index in range(FLAGS.num_seqs)]
     chunks = model.generate_chunks(max(1, round(FLAGS.seconds * model.sample_rate)),
                                    batch_size=FLAGS.num_seqs, temperature=temperature,

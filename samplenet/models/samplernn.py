@@ -35,11 +35,14 @@ class _CarriedState:
         merged = []
         for start, variable in zip(initial, self.variables):
             # Nothing carried yet (0 rows): fall back to ``initial`` without a shape-changing
-            # branch, so the step also compiles with XLA.
-            carried = tf.concat([tf.stop_gradient(tf.convert_to_tensor(variable)), start],
-                                axis=0)
-            carried = carried[:tf.shape(start)[0]]
-            merged.append(tf.where(reset[:, None], start, carried))
+            # branch, so the step also compiles with XLA. The padded copy is outside the
+            # gradient (slicing it would differentiate through the variable's changing shape);
+            # ``initial`` gets its gradient through ``tf.where`` alone.
+            carried = tf.convert_to_tensor(variable)
+            rows = tf.shape(start)[0]
+            padded = tf.stop_gradient(tf.concat([carried, start], axis=0)[:rows])
+            fresh = reset | (tf.range(rows) >= tf.shape(carried)[0])
+            merged.append(tf.where(fresh[:, None], start, padded))
         return merged
 
     def store(self, flat_states):

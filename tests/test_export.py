@@ -107,7 +107,7 @@ class _Plan:
         self.expected[key] = expected
 
     def generate(self, key, model, out_dir, seed, condition=None, library_condition=None,
-                 num_samples=NUM_SAMPLES, valid=True):
+                 num_samples=NUM_SAMPLES, valid=True, chunk_samples=16000):
         inputs = dict(num_samples=np.int32(num_samples), batch_size=np.int32(BATCH),
                       temperature=np.float32(TEMPERATURE), seed=np.int64(seed))
         if condition is not None:
@@ -116,7 +116,8 @@ class _Plan:
         if valid:
             codes, audio = model.generate(num_samples, batch_size=BATCH,
                                           temperature=TEMPERATURE, seed=seed,
-                                          condition=library_condition)
+                                          condition=library_condition,
+                                          chunk_samples=chunk_samples)
             expected = {"codes": codes, "audio": audio}
         self.add(key, out_dir, "generate", expected, **inputs)
 
@@ -155,12 +156,14 @@ def exported(tmp_path_factory, toy_run):
     cli_stdout, cli_stderr = cli.communicate(timeout=300)
 
     plan = _Plan(root)
-    plan.generate("samplernn", models["samplernn"], dirs["samplernn"], 7, [1, 0], [1, 0])
+    # The library in chunks of 16 samples, the export in one loop.
+    plan.generate("samplernn", models["samplernn"], dirs["samplernn"], 7, [1, 0], [1, 0],
+                  chunk_samples=16)
     plan.generate("wavenet", models["wavenet"], dirs["wavenet"], 7, [2, 0], [2, 0])
     plan.generate("wavenet_broadcast_big_seed", models["wavenet"], dirs["wavenet"], 2**40 + 5,
                   [1], 1)
     plan.generate("wavenet_negative_seed", models["wavenet"], dirs["wavenet"], -3, [0, 1],
-                  [0, 1])
+                  [0, 1], chunk_samples=16)
     plan.generate("wavenet_bad_condition", models["wavenet"], dirs["wavenet"], 7, [3, 0],
                   valid=False)
     plan.generate("linear_ar", models["linear_ar"], dirs["linear_ar"], 11)

@@ -125,7 +125,10 @@ class CategoricalAutoregressive(AudioModel):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, weight, accuracy = self.loss_and_accuracy(data, training=True)
-        gradients = tape.gradient(loss, self.trainable_variables)
+            # Under tf.distribute the optimizer sums the replicas' gradients: each replica
+            # contributes its share of the global batch's mean loss.
+            share = loss / tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = tape.gradient(share, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self.update_metrics(loss, weight, accuracy)
 

@@ -12,6 +12,7 @@ import math
 import warnings
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from samplenet import data
@@ -21,7 +22,8 @@ from samplenet.training import checkpoints
 from samplenet.training.callbacks import make_callbacks, optimizer_step
 from samplenet.training.optimizers import make_optimizer
 from samplenet.training.run_dir import RunDir
-from samplenet.training.strategy import is_chief, is_distributed, make_strategy
+from samplenet.training.strategy import (is_chief, is_distributed, lost_worker_errors,
+                                        make_strategy)
 
 PRECISIONS = frozenset({"", "mixed_bfloat16"})
 # Train keys that may change when a run is resumed: how long and how it is logged, not what
@@ -88,8 +90,17 @@ def _dataset(strategy, model, source, split, config, steps_done=0):
         return dataset.skip(steps_done * local_replicas) if steps_done else dataset
 
     if is_distributed(strategy):
-        return strategy.distribute_datasets_from_function(make)
+        return strategy.distribute_datasets_from_function(
+            lambda input_context: make(input_context).map(_bools_as_int32))
     return make()
+
+
+def _bools_as_int32(elements):
+    """Bool tensors (SampleRNN's ``reset``) as int32 in distributed input: Keras's ``fit`` and
+    ``evaluate`` average the first distributed batch across replicas, which fails on bools; the
+    models cast ``reset`` back to bool."""
+    return {key: tf.cast(value, tf.int32) if value.dtype == tf.bool else value
+            for key, value in elements.items()}
 
 
 def _set_precision(name):
@@ -138,7 +149,8 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
     Raises:
       ValueError for a bad config, a config mismatch on resume, or nothing left to train;
       ``TrainingDiverged`` when the loss became NaN or infinite (the run directory keeps the
-      last good checkpoint).
+      last good checkpoint); ``strategy.WorkerLost`` when a worker of a multi-worker run is
+      gone (restart every worker with ``resume=True``).
     """
     config = registry.resolve(config)
     for key, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
@@ -192,11 +204,13 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
                                       best_value=state["best_value"],
                                       elapsed_seconds=state["elapsed_seconds"])
     callbacks += model.training_callbacks()
-    history = model.fit(train_data, epochs=section["epochs"],
-                        steps_per_epoch=section["steps_per_epoch"], validation_data=valid_data,
-                        validation_steps=section["validation_steps"] if has_validation else None,
-                        initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
-                        shuffle=False)  # the pipelines shuffle
+    with lost_worker_errors(strategy, run):  # a lost peer: WorkerLost, not a hang or trace
+        history = model.fit(
+            train_data, epochs=section["epochs"], steps_per_epoch=section["steps_per_epoch"],
+            validation_data=valid_data,
+            validation_steps=section["validation_steps"] if has_validation else None,
+            initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+            shuffle=False)  # the pipelines shuffle
     if guard.message is not None:
         latest = checkpoints.latest_checkpoint(run.checkpoints)
         raise TrainingDiverged(f"{guard.message}; the last good checkpoint is "

@@ -15,7 +15,7 @@ from samplenet.models import registry
 from samplenet.training import trainer
 from samplenet.training.checkpoints import POLICIES
 from samplenet.training.run_dir import RunDir, default_logdir
-from samplenet.training.strategy import STRATEGIES
+from samplenet.training.strategy import STRATEGIES, WorkerLost
 
 FLAGS = flags.FLAGS
 # Flags that override the train section of the config when given on the command line.
@@ -97,6 +97,9 @@ def main(argv):
         print(f"\ninterrupted; continue from the last checkpoint with: python train.py "
               f"--resume --logdir {logdir}", file=sys.stderr)
         return 130
+    except WorkerLost as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     metric = "bits_per_sample" if "bits_per_sample" in history else "loss"
     results = [f"{label} {history[key][-1]:.4f}"
                for label, key in (("train", metric), ("valid", f"val_{metric}"))

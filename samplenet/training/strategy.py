@@ -138,15 +138,23 @@ def is_chief(strategy=None):
 
 
 def _lost_peer(error):
-    """``"worker 1 (host:port)"`` for the first task an error message names, or None."""
-    match = re.search(r"/job:(\w+)/replica:\d+/task:(\d+)", str(error))
-    if match is None:
-        return None
-    task_type, task_index = match.group(1), int(match.group(2))
-    cluster, _, _ = cluster_task()
-    addresses = (cluster or {}).get(task_type, [])
-    address = f" ({addresses[task_index]})" if task_index < len(addresses) else ""
-    return f"{task_type} {task_index}{address}"
+    """``"worker 1 (host:port)"``: the first task other than this one that an error message
+    names (TensorFlow's messages also name the task that reports), or None."""
+    cluster, own_type, own_index = cluster_task()
+    for match in re.finditer(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", str(error)):
+        task_type, task_index = match.group(1), int(match.group(2))
+        if (task_type, task_index) == (own_type, own_index):
+            continue
+        addresses = (cluster or {}).get(task_type, [])
+        address = f" ({addresses[task_index]})" if task_index < len(addresses) else ""
+        return f"{task_type} {task_index}{address}"
+    return None
+
+
+def _summary(error):
+    """The first line of an error's message without TensorFlow's ``{{function_node ...}}``."""
+    lines = str(error).strip().splitlines()
+    return re.sub(r"\{\{[^}]*\}\}\s*", "", lines[0]) if lines else type(error).__name__
 
 
 @contextlib.contextmanager
@@ -160,9 +168,8 @@ def lost_worker_errors(strategy, run_dir):
     except LOST_WORKER_ERRORS as error:
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             raise
-        peer = _lost_peer(error)
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise WorkerLost(
-            f"{peer or 'a worker'} of the multi-worker run was lost ({type(error).__name__}: "
-            f"{detail}); restart every worker with the same command plus --resume --logdir "
-            f"{run_dir} (Python: resume=True) to continue from the last checkpoint") from None
+            f"{_lost_peer(error) or 'a worker'} of the multi-worker run was lost "
+            f"({type(error).__name__}: {_summary(error)}); restart every worker with the same "
+            f"command plus --resume --logdir {run_dir} (Python: resume=True) to continue from "
+            "the last checkpoint") from None

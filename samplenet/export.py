@@ -238,8 +238,8 @@ def check_out_dir(out_dir):
     """``ValueError`` unless ``out_dir`` is free for an export: absent or an empty folder."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValueError(f"export: --out {str(out_dir)!r} already exists and is not an empty "
-                         "folder; choose a new path")
+        raise ValueError(f"export: the output folder {str(out_dir)!r} already exists and is "
+                         "not an empty folder; choose a new path")
 
 
 def export(model, out_dir):

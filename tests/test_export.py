@@ -263,6 +263,7 @@ def test_export_manifest_gives_family_units_and_signatures(exported):
 def test_cli_export_writes_a_savedmodel_equal_to_library(exported):
     returncode, stdout, stderr = exported["cli"]
     assert returncode == 0, stderr
+    assert error_lines(stderr) == []
     assert str(exported["cli_out"]) in stdout and "generate" in stdout
     assert export_lib.read_manifest(exported["cli_out"])["family"] == "toy_ar"
     _assert_outputs_equal(exported, "cli_toy")

@@ -118,8 +118,8 @@ _GENERATORS = {"samplernn": (_samplernn_codes, "codes"),
 
 
 def _checked_generation_inputs(model, num_samples, batch_size, temperature, condition):
-    """In-graph checks of the ``generate`` inputs; returns ``(temperatures (batch,),
-    condition (batch,) or None, the checks)``."""
+    """In-graph checks of the ``generate`` inputs (``InvalidArgumentError`` when violated);
+    returns ``(temperatures (batch,), condition (batch,) or None)``, which depend on them."""
     checks = [
         tf.debugging.assert_positive(num_samples, message="num_samples must be > 0"),
         tf.debugging.assert_positive(batch_size, message="batch_size must be > 0"),

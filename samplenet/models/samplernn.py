@@ -38,7 +38,7 @@ class _CarriedState:
             # branch, so the step also compiles with XLA. The padded copy is outside the
             # gradient (slicing it would differentiate through the variable's changing shape);
             # ``initial`` gets its gradient through ``tf.where`` alone.
-            carried = tf.convert_to_tensor(variable)
+            carried = tf.cast(tf.convert_to_tensor(variable), start.dtype)  # float32 kept
             rows = tf.shape(start)[0]
             padded = tf.stop_gradient(tf.concat([carried, start], axis=0)[:rows])
             fresh = reset | (tf.range(rows) >= tf.shape(carried)[0])
@@ -47,7 +47,7 @@ class _CarriedState:
 
     def store(self, flat_states):
         for variable, state in zip(self.variables, flat_states):
-            variable.assign(tf.stop_gradient(state))
+            variable.assign(tf.cast(tf.stop_gradient(state), variable.dtype))
 
     def clear(self, batch_size=0):
         """Forget the carried state; ``batch_size`` > 0 allocates it at that batch size (a fixed

@@ -194,3 +194,23 @@ def test_samplernn_learns_a_tone_below_one_bit_per_sample():
     model.fit(train, epochs=1, steps_per_epoch=150, verbose=0)
     bits = model.evaluate(valid, return_dict=True, verbose=0)["bits_per_sample"]
     assert bits < 1.0, bits
+
+
+@pytest.mark.slow
+def test_samplernn_mixed_bfloat16_training_carries_float32_state(rnn_type="lstm"):
+    """Under the mixed_bfloat16 policy a TBPTT step trains, and the state it carries to the
+    next subsequence stays float32 (and changes the next step's loss)."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _model(rnn_type=rnn_type)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        trained = model.train_on_batch(_batch(model, seed=1), return_dict=True)
+        model.test_on_batch(_batch(model, seed=1), return_dict=True)
+        carried = [keras.ops.convert_to_numpy(v) for v in model._eval_state.variables]
+        continued = model.test_on_batch(_batch(model, seed=2, reset=False), return_dict=True)
+        fresh = model.test_on_batch(_batch(model, seed=2, reset=True), return_dict=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(trained["loss"]) and np.isfinite(continued["loss"])
+    assert all(state.dtype == np.float32 and state.shape[0] == 2 for state in carried)
+    assert continued["loss"] != fresh["loss"]

@@ -70,7 +70,6 @@ def assert_error(result, *culprits):
     """Exit code != 0, stderr is exactly one ``error: ...`` line naming every culprit, and no
     traceback."""
     assert result.code != 0, result
-    print("MSG", result.err.strip())
     assert "Traceback" not in result.err
     lines = [line for line in result.err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.err
@@ -222,10 +221,9 @@ def test_all_silent_files_are_one_error_naming_them(run_program, tmp_path):
     assert_error(result, "a.wav", "b.wav", "silent")
 
 
-def _trained_steps(run):
-    """The optimizer step of a run's latest checkpoint (it trained if > 0)."""
-    state = json.loads((_checkpoint(run) / "state.json").read_text())
-    return state
+def _trained_epochs(run):
+    """The epoch of a run's checkpoint: 1 once the one-epoch toy run has trained."""
+    return json.loads((_checkpoint(run) / "state.json").read_text())["epoch"]
 
 
 def _loaded(folder, name):
@@ -247,7 +245,7 @@ def test_stereo_8_bit_24_bit_and_float_files_are_converted_and_train(run_program
     np.testing.assert_allclose(_loaded(folder, "float.wav"), (left + right) / 2, atol=1e-7)
     result = run_program("train", *_train_argv(tmp_path, folder))
     assert result.code == 0 and result.err == "", result
-    assert "finished" in result.out and _trained_steps(tmp_path / "run")["epoch"] == 1
+    assert "finished" in result.out and _trained_epochs(tmp_path / "run") == 1
 
 
 @pytest.mark.parametrize("file_rate", [11025, 44100])
@@ -260,7 +258,7 @@ def test_unusual_sample_rates_are_resampled_and_train(run_program, tmp_path, fil
     assert abs(frequency - 440.0) <= bin_width
     result = run_program("train", *_train_argv(tmp_path, folder))
     assert result.code == 0 and result.err == "", result
-    assert _trained_steps(tmp_path / "run")["epoch"] == 1
+    assert _trained_epochs(tmp_path / "run") == 1
 
 
 def test_file_too_short_for_one_training_window_is_padded_and_trains(run_program, tmp_path):
@@ -273,7 +271,7 @@ def test_file_too_short_for_one_training_window_is_padded_and_trains(run_program
     np.testing.assert_allclose(np.asarray(batch["audio"])[0, -10:], _tone()[:10], atol=2 ** -15)
     result = run_program("train", *_train_argv(tmp_path, folder))
     assert result.code == 0 and result.err == "", result
-    assert _trained_steps(tmp_path / "run")["epoch"] == 1
+    assert _trained_epochs(tmp_path / "run") == 1
 
 
 def test_unknown_preset_is_one_error_naming_it(run_program, tmp_path):
@@ -357,7 +355,7 @@ def test_folder_with_a_few_bad_files_trains_on_the_rest_and_lists_them(run_progr
         result = run_program("train", f"--config={config}", f"--data={folder}",
                              f"--logdir={tmp_path / 'run'}", "--verbose=0")
     assert result.code == 0 and result.err == "", result
-    assert _trained_steps(tmp_path / "run")["epoch"] == 1
+    assert _trained_epochs(tmp_path / "run") == 1
     warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     for name, reason in ((nan_name, "NaN"), ("notes.wav", "not a readable audio file"),
                          ("empty.wav", "empty")):
@@ -511,3 +509,29 @@ def test_keras_file_with_a_lambda_layer_is_refused_by_safe_mode(tmp_path):
         samplenet.load_model(tmp_path / "lambda.keras")
     message = str(error.value)
     assert "lambda.keras" in message and "safe_mode" in message and "\n" not in message
+
+
+# --------------------------------------------------------------------------- real console runs
+
+@pytest.mark.slow
+def test_console_generate_with_corrupted_checkpoint_prints_one_line(run_copy):
+    _garble(_checkpoint(run_copy) / "ckpt.data-00000-of-00001")
+    result = run_cli("generate.py", f"--ckpt={run_copy}", "--seconds=0.01")
+    assert_one_line_error(result, str(_checkpoint(run_copy)), "corrupted")
+
+
+@pytest.mark.slow
+def test_console_train_on_folder_with_bad_files_lists_them(tmp_path):
+    folder = tmp_path / "data"
+    for name in ("a.wav", "b.wav", "d.wav"):
+        _wav(folder / name, _tone())
+    samples = _tone()
+    samples[5] = np.nan
+    _wav(folder / "c.wav", samples, subtype="FLOAT")  # alone in the valid split
+    _not_audio(folder / "notes.wav")
+    result = run_cli("train.py", f"--config={_config_file(tmp_path)}", f"--data={folder}",
+                     f"--logdir={tmp_path / 'run'}", "--verbose=0")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "finished" in result.stdout
+    assert re.search(r"notes\.wav: not a readable audio file", result.stderr), result.stderr
+    assert re.search(r"c\.wav: [^\n]*NaN", result.stderr), result.stderr

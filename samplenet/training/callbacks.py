@@ -1,14 +1,14 @@
 """Keras callbacks of a training run: checkpoints, the non-finite loss guard, the CSV log,
 TensorBoard summaries, periodic samples, and early stopping.
 
-Only the chief worker writes files (``is_chief``); the others still take part in checkpoint
-writes (writing to a temporary folder they delete), since saving distributed variables may need
-every worker.
+Only the chief worker writes files (``is_chief``); the others write nothing. A checkpoint holds
+only mirrored (ON_WRITE) variables, the model's weights and the optimizer's, which every worker
+reads locally, so writing one needs no collective operation and the other workers need not take
+part (unlike variables synchronised on read, such as Keras metrics or SampleRNN's carried state,
+which checkpoints leave out; ``tests/training/test_multiworker.py`` runs the chief-only writes).
 """
 import csv
 import math
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -141,13 +141,6 @@ class CheckpointWriter(keras.callbacks.Callback):
         if self.is_chief:
             checkpoints.save_checkpoint(self.checkpoints_dir, self.model, self.model.optimizer,
                                         state, is_best=is_best, policy=self.policy)
-        else:
-            scratch = tempfile.mkdtemp(prefix="samplenet-worker-ckpt-")
-            try:
-                checkpoints.save_checkpoint(scratch, self.model, self.model.optimizer, state,
-                                            is_best=False, policy="all")
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
         if is_best:
             self.best_value = value
 

@@ -105,13 +105,14 @@ class _Store:
     """The decoded files of one input pipeline, concatenated.
 
     audio: float32 (total_samples,); starts, lengths: int64 (num_files,) offset and length of
-    each file in ``audio``; labels: int32 (num_files,).
+    each file in ``audio``; labels: int32 (num_files,); keys: the files' example keys.
     """
 
     audio: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
     labels: np.ndarray
+    keys: tuple
 
     def read(self, span_offsets, span_lengths, starts, size):
         """float32 tensor (B, size), in-graph: row b holds samples ``[starts[b], starts[b] +
@@ -193,7 +194,8 @@ def _load_store(source, split, input_context):
     return _Store(audio=np.concatenate([audio for _, audio in kept]),
                   starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
                   lengths=lengths,
-                  labels=np.array([max(example.label, 0) for example, _ in kept], np.int32))
+                  labels=np.array([max(example.label, 0) for example, _ in kept], np.int32),
+                  keys=tuple(example.key for example, _ in kept))
 
 
 def _finish(dataset):
@@ -356,7 +358,14 @@ def _random_windows(store, size, seed, pad_left):
     all window positions of all files (stateless, keyed on ``seed`` and the element index).
 
     A file of n >= size samples has n - size + 1 positions; a shorter one has one, the window
-    holding the whole file with zeros before it (``pad_left``) or after it."""
+    holding the whole file with zeros before it (``pad_left``) or after it; such files are
+    named in a warning."""
+    short = [key for key, length in zip(store.keys, store.lengths) if length < size]
+    if short:
+        more = f" (and {len(short) - _MAX_LISTED} more)" if len(short) > _MAX_LISTED else ""
+        _logger.warning("%d file(s) shorter than one training window (%d samples) are padded "
+                        "with silence, masked out of the loss: %s%s", len(short), size,
+                        ", ".join(short[:_MAX_LISTED]), more)
     positions = np.maximum(store.lengths - size + 1, 1)
     ends = tf.constant(np.cumsum(positions))
     firsts = tf.constant(np.cumsum(positions) - positions)

@@ -70,9 +70,14 @@ class RunDir:
         return self.path / "samples"
 
     def create(self):
-        """Create the folder and its sub-folders; ``OSError`` if it cannot."""
-        for folder in (self.path, self.checkpoints, self.tensorboard, self.samples):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Create the folder and its sub-folders; ``OSError`` naming the run directory if it
+        cannot."""
+        try:
+            for folder in (self.path, self.checkpoints, self.tensorboard, self.samples):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OSError(f"cannot create the run directory {str(self.path)!r}: "
+                          f"{error.strerror or error}") from None
         return self
 
     def write_config(self, config):

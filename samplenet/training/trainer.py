@@ -183,11 +183,7 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
     if initial_epoch >= section["epochs"]:
         raise ValueError(f"{str(run)!r} has already trained {initial_epoch} epochs; ask for more "
                          f"(train.epochs / --epochs > {initial_epoch})")
-    if chief:
-        run.create()
-        run.write_config(config)
-
-    source = _source(config, model.sample_rate)
+    source = _source(config, model.sample_rate)  # bad data fails before the run dir is made
     train_data = _dataset(strategy, model, source, "train", config, position["train_steps"])
     valid_data = None
     if source.examples("valid"):
@@ -199,6 +195,9 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         logging.warning("the valid split of %s is empty; training without validation",
                         source.name)
     has_validation = valid_data is not None
+    if chief:
+        run.create()
+        run.write_config(config)
     callbacks, guard = make_callbacks(run, section, sample_rate=model.sample_rate,
                                       has_validation=has_validation, is_chief=chief,
                                       best_value=state["best_value"],

@@ -12,10 +12,18 @@ wall-clock budget and report one value.
 
 Benchmarks (``--only`` takes comma-separated names or shell patterns such as ``gen-samplernn*``):
   matmul-peak           fp32 2048x2048 matmul GFLOP/s: the machine's reference peak.
+  memory-bandwidth      GB/s of reading a 512 MB float32 array: at batch B, generation reads
+                        every weight once per step, about 2 x FLOPs-per-sample / B bytes per
+                        sample in fp32, so ``bandwidth x B / (2 x FLOPs per sample)`` bounds
+                        samples/s when the weights do not fit in the caches (table column
+                        "weight-traffic bound").
   gen-<preset>-b<B>     generation samples/s (total, per stream) and real-time factor
                         (total samples/s / sample_rate) with ``model.generate_chunks``.
   train-<preset>-b<B>   training targets/s (masked targets per second) with ``model.fit`` on
-                        one real batch of the model's pipeline, repeated in memory.
+                        one real batch of the model's pipeline, repeated in memory;
+                        ``-bf16`` runs the same under the ``mixed_bfloat16`` policy.
+  precision-<preset>    held-out bits per sample after the same training steps in float32
+                        and in mixed_bfloat16, and their difference.
   codec-<preset>        codec encode and decode real-time factors at batch 1.
   quality-<preset>      test bits per sample on builtin:plucked after a wall-clock training
                         budget (plus next-sample accuracy).
@@ -54,6 +62,8 @@ VARIANTS = {  # name -> (preset or family, constructor overrides)
 }
 SPEED_PRESETS = ("samplernn_2tier", "samplernn_3tier", "samplernn_peer", "wavenet",
                  "wavenet_peer")
+BF16_PRESETS = ("samplernn_peer", "wavenet_peer")  # training also measured in mixed_bfloat16
+BF16 = "mixed_bfloat16"
 CODEC_PRESETS = ("soundstream",)
 # Small enough for a few hundred CPU training steps within the budget.
 SMALL_SAMPLERNN = {"dim": 256, "seq_len": 128, "train.batch_size": 8}
@@ -75,29 +85,37 @@ class Settings:
     train_batches: tuple
     quality_seconds: float     # training budget of a quality benchmark
     codec_seconds: float       # audio length encoded/decoded per call
+    precision_steps: int       # training steps of each run of a precision benchmark
     matmul_size: int = 2048
+    bandwidth_megabytes: int = 512
 
 
 FULL = Settings(repeats=5, seconds=3.0, gen_batches=(1, 8, 32), train_batches=(32, 64),
-                quality_seconds=60.0, codec_seconds=10.0)
+                quality_seconds=60.0, codec_seconds=10.0, precision_steps=400)
 QUICK = Settings(repeats=3, seconds=1.0, gen_batches=(1, 8), train_batches=(8,),
-                 quality_seconds=20.0, codec_seconds=2.0)
+                 quality_seconds=20.0, codec_seconds=2.0, precision_steps=40)
 
 
 def registry(settings):
     """Benchmark name -> spec (``kind`` plus its parameters), in running order."""
-    table = {"matmul-peak": {"kind": "matmul"}}
+    table = {"matmul-peak": {"kind": "matmul"}, "memory-bandwidth": {"kind": "bandwidth"}}
     for kind, batches in (("gen", settings.gen_batches), ("train", settings.train_batches)):
         for preset in SPEED_PRESETS:
             for batch in batches:
                 table[f"{kind}-{preset}-b{batch}"] = {"kind": kind, "preset": preset,
                                                       "batch": batch}
+    for preset in BF16_PRESETS:
+        for batch in settings.train_batches:
+            table[f"train-{preset}-b{batch}-bf16"] = {"kind": "train", "preset": preset,
+                                                       "batch": batch, "precision": BF16}
     for preset in CODEC_PRESETS:
         table[f"codec-{preset}"] = {"kind": "codec", "preset": preset}
     for preset, overrides in QUALITY_PRESETS.items():
         table[f"quality-{preset}"] = {"kind": "quality", "preset": preset,
                                       "overrides": overrides}
     table["naive-wavenet-b1"] = {"kind": "naive", "preset": "wavenet", "batch": 1}
+    table["precision-samplernn_3tier"] = {"kind": "precision", "preset": "samplernn_3tier",
+                                          "overrides": SMALL_SAMPLERNN}
     table["codec-quality-soundstream"] = {"kind": "codec_quality", "preset": "soundstream",
                                           "overrides": SMALL_CODEC}
     return table
@@ -107,6 +125,8 @@ def describe(spec, settings, sets):
     """The config column: preset, every override, batch (or budget)."""
     if spec["kind"] == "matmul":
         return f"{settings.matmul_size}x{settings.matmul_size} fp32"
+    if spec["kind"] == "bandwidth":
+        return f"{settings.bandwidth_megabytes} MB fp32 read"
     base, variant = VARIANTS.get(spec["preset"], (spec["preset"], {}))
     items = {**variant, **spec.get("overrides", {})}
     words = [base] + [f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
@@ -114,6 +134,10 @@ def describe(spec, settings, sets):
     words += list(sets)
     if "batch" in spec:
         words.append(f"batch={spec['batch']}")
+    if "precision" in spec:
+        words.append(spec["precision"])
+    if spec["kind"] == "precision":
+        words.append(f"steps={settings.precision_steps} float32 vs {BF16}")
     if spec["kind"] in ("quality", "codec_quality"):
         words.append(f"budget={settings.quality_seconds:g}s")
     if spec["kind"] == "codec":
@@ -140,13 +164,19 @@ def figure(name, unit, values, flops_per_unit=None):
             "flops_per_unit": flops_per_unit}
 
 
-def build(spec, sets):
-    """``(model, resolved config)`` for a spec plus the ``--set`` overrides."""
+def build(spec, sets, precision=None):
+    """``(model, resolved config)`` for a spec plus the ``--set`` overrides, built under the
+    Keras dtype policy ``precision`` (default: the spec's, else ``train.mixed_precision``)."""
+    import keras
     from samplenet.models import registry as models
     base, variant = VARIANTS.get(spec["preset"], (spec["preset"], {}))
     overrides = {**variant, **spec.get("overrides", {}),
                  **dict(models.parse_override(text) for text in sets)}
     config = models.config_for(base, overrides)
+    precision = precision or spec.get("precision") or config["train"]["mixed_precision"]
+    config["train"]["mixed_precision"] = "" if precision == "float32" else precision
+    keras.mixed_precision.set_global_policy(precision or "float32")
+    keras.utils.set_random_seed(config["train"]["seed"])  # same initial weights every time
     return models.model_from_config(config), config
 
 
@@ -188,6 +218,20 @@ def bench_matmul(spec, settings, sets):
 
     values = [timed_rate(step, settings.seconds) / 1e9 for _ in range(settings.repeats)]
     return {"figures": [figure("matmul", "GFLOP/s", values)]}
+
+
+def bench_bandwidth(spec, settings, sets):
+    import tensorflow as tf
+    array = tf.random.uniform([settings.bandwidth_megabytes * 2 ** 20 // 4])
+    read = tf.function(tf.reduce_sum, jit_compile=True)
+    read(array)
+
+    def step():
+        read(array).numpy()
+        return settings.bandwidth_megabytes * 2 ** 20 / 1e9
+
+    values = [timed_rate(step, settings.seconds) for _ in range(settings.repeats)]
+    return {"figures": [figure("memory read", "GB/s", values)]}
 
 
 def bench_gen(spec, settings, sets):
@@ -344,8 +388,32 @@ def bench_naive(spec, settings, sets):
                         figure("cached / naive", "x", [ratio])]}
 
 
-KINDS = {"matmul": bench_matmul, "gen": bench_gen, "train": bench_train, "codec": bench_codec,
-         "quality": bench_quality, "codec_quality": bench_codec_quality, "naive": bench_naive}
+def bench_precision(spec, settings, sets):
+    """The same training steps (same seed and batches) in float32 and in mixed_bfloat16; held-out
+    bits per sample of each, and their difference."""
+    from samplenet import data
+    bits = {}
+    for precision in ("float32", BF16):
+        model, config = build(spec, sets, precision)
+        source = source_for(model, config)
+        train = config["train"]
+        compiled(model, config).fit(
+            data.training_dataset(model, source, "train", batch_size=train["batch_size"],
+                                  seed=train["seed"], **config["data"]),
+            epochs=1, steps_per_epoch=settings.precision_steps, verbose=0)
+        bits[precision] = model.evaluate(
+            data.training_dataset(model, source, "test", batch_size=train["batch_size"],
+                                  seed=train["seed"], repeat=False, **config["data"]),
+            return_dict=True, verbose=0)["bits_per_sample"]
+    return {"figures": [figure("test bits per sample, float32", "bits", [bits["float32"]]),
+                        figure(f"test bits per sample, {BF16}", "bits", [bits[BF16]]),
+                        figure("difference", "bits", [bits[BF16] - bits["float32"]])]}
+
+
+KINDS = {"matmul": bench_matmul, "bandwidth": bench_bandwidth, "gen": bench_gen,
+         "train": bench_train, "codec": bench_codec, "quality": bench_quality,
+         "codec_quality": bench_codec_quality, "naive": bench_naive,
+         "precision": bench_precision}
 
 
 def child_main(job, result_path):
@@ -384,8 +452,9 @@ def run_child(spec, settings, sets, timeout):
         return {"unavailable": f"exit code {process.returncode}: {lines[-1][:300]}"}
 
 
-def summarise(name, spec, result, config, peak_gflops):
-    """Add median/min/max per figure, its achieved GFLOP/s and their fraction of the peak."""
+def summarise(name, spec, result, config, peak_gflops, bandwidth_gbps=None):
+    """Add median/min/max per figure, its achieved GFLOP/s and their fraction of the peak, and
+    for generation the weight-traffic bound (see the module docstring)."""
     row = {"name": name, "kind": spec["kind"], "config": config, **result}
     for item in row.get("figures", []):
         values = item["values"]
@@ -394,6 +463,9 @@ def summarise(name, spec, result, config, peak_gflops):
             item["achieved_gflops"] = item["median"] * item["flops_per_unit"] / 1e9
             if peak_gflops:
                 item["fraction_of_peak"] = item["achieved_gflops"] / peak_gflops
+            if spec["kind"] == "gen" and item["unit"] == "samples/s" and bandwidth_gbps:
+                item["weight_traffic_bound"] = (bandwidth_gbps * 1e9 * spec["batch"]
+                                                / (2 * item["flops_per_unit"]))
     return row
 
 
@@ -431,12 +503,12 @@ def number(value):
 def table(rows):
     """A Markdown table, one line per figure."""
     lines = ["| name | config | figure | unit | median | min | max | peak RSS MB "
-             "| GFLOP/s (of matmul peak) |", "|" + "---|" * 9]
+             "| GFLOP/s (of matmul peak) | weight-traffic bound |", "|" + "---|" * 10]
     for row in rows:
         rss = number(row.get("peak_rss_mb"))
         if "unavailable" in row:
             lines.append(f"| {row['name']} | {row['config']} | unavailable: "
-                         f"{row['unavailable']} | | | | | {rss} | |")
+                         f"{row['unavailable']} | | | | | {rss} | | |")
             continue
         for i, item in enumerate(row["figures"]):
             first = i == 0  # config and memory on the benchmark's first line
@@ -447,7 +519,7 @@ def table(rows):
                 f"| {row['name']} | {row['config'] if first else ''} | {item['figure']} | "
                 f"{item['unit']} | {number(item['median'])} | {number(item['min'])} | "
                 f"{number(item['max'])} | {rss if first else ''} | "
-                f"{gflops} |")
+                f"{gflops} | {number(item.get('weight_traffic_bound'))} |")
     return "\n".join(lines)
 
 
@@ -489,21 +561,24 @@ def main(argv=None):
         print("\n".join(specs))
         return
     machine = machine_info()
-    rows, peak = [], None
+    rows, peak, bandwidth = [], None, None
     for name in select(list(specs), args.only):
         spec, config = specs[name], describe(specs[name], settings, args.sets)
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {config}", file=sys.stderr, flush=True)
         row = summarise(name, spec, run_child(spec, settings, args.sets, args.timeout), config,
-                        peak)
-        if name == "matmul-peak" and "figures" in row:
+                        peak, bandwidth)
+        if "figures" in row and name == "matmul-peak":
             peak = row["figures"][0]["median"]
+        if "figures" in row and name == "memory-bandwidth":
+            bandwidth = row["figures"][0]["median"]
         rows.append(row)
     print(table(rows))
     if args.json:
         report = {"command": shlex.join(["python", "benchmarks/run.py",
                                          *(sys.argv[1:] if argv is None else argv)]),
                   "machine": machine, "settings": dataclasses.asdict(settings),
-                  "matmul_peak_gflops": peak, "results": rows}
+                  "matmul_peak_gflops": peak, "memory_bandwidth_gbps": bandwidth,
+                  "results": rows}
         Path(args.json).write_text(json.dumps(report, indent=2))
 
 

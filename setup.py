@@ -37,6 +37,7 @@ setup(
             "samplenet-evaluate=samplenet.cli.evaluate:run",
             "samplenet-analyze=samplenet.analysis.__main__:run",
             "samplenet-codec=samplenet.cli.codec:run",
+            "samplenet-export=samplenet.cli.export:run",
         ]
     },
 )

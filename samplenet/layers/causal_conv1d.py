@@ -93,15 +93,22 @@ class CausalConv1D(keras.layers.Layer):
         Returns:
           ``(outputs (batch, filters), new cache)``.
         """
-        kernel = tf.cast(self.kernel, inputs.dtype)
-        current = tf.matmul(inputs, kernel[-1])
+        # One matrix product of the taps, oldest first, with the kernel viewed as
+        # (kernel_size * in_channels, filters): a reshape XLA makes without copying, where
+        # slicing the kernel per tap would copy it at every step (batch-1 generation is bound
+        # by reading weights).
+        in_channels = self.kernel.shape[1]
+        kernel = tf.reshape(tf.cast(self.kernel, inputs.dtype),
+                            (self.kernel_size * in_channels, self.filters))
         if self.cache_length == 0:
-            return self._finish(current), cache
+            return self._finish(tf.matmul(inputs, kernel)), cache
         lags = tf.constant([(self.kernel_size - 1 - k) * self.dilation_rate
                             for k in range(self.kernel_size - 1)], tf.int32)
         slots = tf.math.floormod(position - lags, self.cache_length)
         past = tf.gather(cache, slots)  # (kernel_size - 1, batch, in_channels), oldest first
-        outputs = self._finish(current + tf.einsum("kbc,kcf->bf", past, kernel[:-1]))
+        taps = tf.concat([tf.reshape(tf.transpose(past, [1, 0, 2]), (tf.shape(inputs)[0], -1)),
+                          inputs], axis=-1)
+        outputs = self._finish(tf.matmul(taps, kernel))
         # The stored value is made to depend on the read (times a zero XLA cannot fold: the
         # position is never negative), so XLA orders the read first and updates the ring
         # buffer in place; without it, it copies the whole buffer at every step.

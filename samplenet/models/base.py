@@ -17,6 +17,12 @@ from samplenet.training.losses import nats_to_bits
 DATA_KINDS = frozenset({"tbptt", "windows", "segments"})
 
 
+
+def replica_share(loss):
+    """This replica's share of the global batch's mean ``loss``, to differentiate: under
+    tf.distribute the optimizer sums the replicas' gradients (one replica: ``loss`` itself)."""
+    return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
 class AudioModel(keras.Model):
     """Base of the samplenet models.
 
@@ -125,10 +131,7 @@ class CategoricalAutoregressive(AudioModel):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, weight, accuracy = self.loss_and_accuracy(data, training=True)
-            # Under tf.distribute the optimizer sums the replicas' gradients: each replica
-            # contributes its share of the global batch's mean loss.
-            share = loss / tf.distribute.get_strategy().num_replicas_in_sync
-        gradients = tape.gradient(share, self.trainable_variables)
+        gradients = tape.gradient(replica_share(loss), self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self.update_metrics(loss, weight, accuracy)
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from samplenet import quantization as quant
 from samplenet.layers.causal_conv1d import CausalConv1D
-from samplenet.models.base import AudioModel
+from samplenet.models.base import AudioModel, replica_share
 from samplenet.models.registry import register_family
 from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
                                     step_seed)
@@ -111,7 +111,7 @@ class LinearAR(AudioModel):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, weight = self._mse(data)
-        grads = tape.gradient(loss, self.trainable_variables)
+        grads = tape.gradient(replica_share(loss), self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         self.residual_ema.assign(_VARIANCE_DECAY * self.residual_ema
                                  + (1.0 - _VARIANCE_DECAY) * loss)

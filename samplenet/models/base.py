@@ -131,7 +131,8 @@ class CategoricalAutoregressive(AudioModel):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, weight, accuracy = self.loss_and_accuracy(data, training=True)
-        gradients = tape.gradient(replica_share(loss), self.trainable_variables)
+            share = replica_share(loss)
+        gradients = tape.gradient(share, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self.update_metrics(loss, weight, accuracy)
 

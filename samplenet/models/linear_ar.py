@@ -111,7 +111,8 @@ class LinearAR(AudioModel):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, weight = self._mse(data)
-        grads = tape.gradient(replica_share(loss), self.trainable_variables)
+            share = replica_share(loss)
+        grads = tape.gradient(share, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         self.residual_ema.assign(_VARIANCE_DECAY * self.residual_ema
                                  + (1.0 - _VARIANCE_DECAY) * loss)

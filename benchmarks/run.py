@@ -1,6 +1,7 @@
 """Speed, memory and quality benchmarks of the samplenet models.
 
     python benchmarks/run.py [--quick] [--json FILE] [--only NAME[,NAME...]] [--set key=value ...]
+                             [--seconds S] [--repeats N] [--budget S]
 
 Every benchmark runs in its own subprocess (this script with ``--child``), so its peak resident
 memory (``ru_maxrss`` read in the child) is its own and TensorFlow state never leaks from one
@@ -12,11 +13,13 @@ wall-clock budget and report one value.
 
 Benchmarks (``--only`` takes comma-separated names or shell patterns such as ``gen-samplernn*``):
   matmul-peak           fp32 2048x2048 matmul GFLOP/s: the machine's reference peak.
-  memory-bandwidth      GB/s of reading a 512 MB float32 array: at batch B, generation reads
-                        every weight once per step, about 2 x FLOPs-per-sample / B bytes per
-                        sample in fp32, so ``bandwidth x B / (2 x FLOPs per sample)`` bounds
-                        samples/s when the weights do not fit in the caches (table column
-                        "weight-traffic bound").
+  memory-bandwidth      GB/s of streaming fp32 weights from memory through a chain of
+                        1024x1024 matrix-vector products (batch 1, 128 MB of weights, far more
+                        than the caches), inside one XLA loop as generation does. At batch B,
+                        generation reads every weight once per step, about 2 x FLOPs-per-sample
+                        / B bytes per sample in fp32, so ``bandwidth x B / (2 x FLOPs per
+                        sample)`` bounds samples/s when the weights do not fit in the caches
+                        (table column "weight-traffic bound").
   gen-<preset>-b<B>     generation samples/s (total, per stream) and real-time factor
                         (total samples/s / sample_rate) with ``model.generate_chunks``.
   train-<preset>-b<B>   training targets/s (masked targets per second) with ``model.fit`` on
@@ -87,7 +90,7 @@ class Settings:
     codec_seconds: float       # audio length encoded/decoded per call
     precision_steps: int       # training steps of each run of a precision benchmark
     matmul_size: int = 2048
-    bandwidth_megabytes: int = 512
+    bandwidth_megabytes: int = 128
 
 
 FULL = Settings(repeats=5, seconds=3.0, gen_batches=(1, 8, 32), train_batches=(32, 64),
@@ -126,7 +129,7 @@ def describe(spec, settings, sets):
     if spec["kind"] == "matmul":
         return f"{settings.matmul_size}x{settings.matmul_size} fp32"
     if spec["kind"] == "bandwidth":
-        return f"{settings.bandwidth_megabytes} MB fp32 read"
+        return f"{settings.bandwidth_megabytes} MB fp32 weights, 1024x1024 matrix-vector chain"
     base, variant = VARIANTS.get(spec["preset"], (spec["preset"], {}))
     items = {**variant, **spec.get("overrides", {})}
     words = [base] + [f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
@@ -222,16 +225,26 @@ def bench_matmul(spec, settings, sets):
 
 def bench_bandwidth(spec, settings, sets):
     import tensorflow as tf
-    array = tf.random.uniform([settings.bandwidth_megabytes * 2 ** 20 // 4])
-    read = tf.function(tf.reduce_sum, jit_compile=True)
-    read(array)
+    size = 1024
+    layers = settings.bandwidth_megabytes * 2 ** 20 // (size * size * 4)
+    weights = [tf.Variable(tf.random.normal([size, size], stddev=size ** -0.5))
+               for _ in range(layers)]
+
+    @tf.function(jit_compile=True)
+    def stream(vector):
+        for weight in weights:
+            vector = tf.tanh(tf.matmul(vector, weight))
+        return vector
+
+    vector = tf.random.normal([1, size])
+    stream(vector)
 
     def step():
-        read(array).numpy()
-        return settings.bandwidth_megabytes * 2 ** 20 / 1e9
+        stream(vector).numpy()
+        return layers * size * size * 4 / 1e9
 
     values = [timed_rate(step, settings.seconds) for _ in range(settings.repeats)]
-    return {"figures": [figure("memory read", "GB/s", values)]}
+    return {"figures": [figure("weight streaming", "GB/s", values)]}
 
 
 def bench_gen(spec, settings, sets):
@@ -542,6 +555,7 @@ def parse_args(argv):
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override for every model benchmark (repeatable)")
     parser.add_argument("--seconds", type=float, help="minimum seconds of one timed run")
+    parser.add_argument("--repeats", type=int, help="timed runs per figure (median reported)")
     parser.add_argument("--budget", type=float, help="training seconds of a quality benchmark")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds before a benchmark is abandoned")
@@ -554,6 +568,8 @@ def main(argv=None):
     settings = QUICK if args.quick else FULL
     if args.seconds is not None:
         settings = dataclasses.replace(settings, seconds=args.seconds)
+    if args.repeats is not None:
+        settings = dataclasses.replace(settings, repeats=args.repeats)
     if args.budget is not None:
         settings = dataclasses.replace(settings, quality_seconds=args.budget)
     specs = registry(settings)

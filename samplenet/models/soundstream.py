@@ -50,13 +50,15 @@ class SoundStream(AudioModel):
 
     Training objective (``train_step``): ``l1_weight * L1(waveform) + mel_weight *
     multi-scale mel loss (mel_windows, num_mels) + commitment_weight * mean commitment loss
-    over quantizers`` [``+ multiscale_waveform_weight * downsampled-waveform loss``]
+    over quantizers`` [``+ stft_weight * full-band multi-resolution STFT loss
+    (stft_windows)``] [``+ multiscale_waveform_weight * downsampled-waveform loss``]
     [``+ adversarial_weight * hinge + feature_weight * feature matching``]. With
     ``adversarial``, a ``MultiScaleSTFTDiscriminator`` is trained in the same step by its own
     Adam optimizer (``discriminator_learning_rate``, betas 0.5, 0.9) on the hinge loss.
     ``test_step`` reports the same losses without updating anything, with all quantizers.
 
-    Metrics: ``loss``, ``l1_loss``, ``mel_loss``, ``commitment_loss``, [``waveform_loss``],
+    Metrics: ``loss``, ``l1_loss``, ``mel_loss``, ``commitment_loss``, [``stft_loss``],
+    [``waveform_loss``],
     [``adversarial_loss``, ``feature_loss``, ``discriminator_loss``], ``perplexity_1`` ...
     ``perplexity_N`` (usage of each codebook in the batch, 1 .. codebook_size) and ``si_sdr``
     (dB, mean over the batch).
@@ -76,12 +78,15 @@ class SoundStream(AudioModel):
         residual vector quantizer's (see ``ResidualVectorQuantizer``).
       sample_rate: Hz.
       segment_samples: training segment length in samples.
-      commitment_weight, l1_weight, mel_weight: loss weights. The defaults (L1 1, mel 0.01)
-        keep the waveform L1 dominant: the mel filterbank is blind to DC and Nyquist, and with
-        EnCodec's L1 0.1 / mel 1 applied to SoundStream's mel loss (values ~10-50, log term
-        weighted up to sqrt(1024)) the decoder drifted energy into those bins until its tanh
-        saturated within a few hundred steps, on one clip and on builtin:plucked alike.
+      commitment_weight, l1_weight, mel_weight: loss weights. Mind the scales: SoundStream's
+        mel loss is ~80-150 on an untrained codec (its log term is weighted up to
+        sqrt(1024)) against a waveform L1 of ~0.05-0.3, so even mel 0.01 outweighs L1 1
+        several times over; and the mel filterbank is blind to DC and Nyquist (with L1 0.1 /
+        mel 1 the decoder drifted energy there until its tanh saturated).
       mel_windows, num_mels: scales of the mel loss (SoundStream: 64 .. 2048, 64 bands).
+      stft_weight, stft_windows: weight (0 = off) and window lengths of the full-band
+        multi-resolution STFT loss (``codec_losses.multiscale_stft_loss``: spectral
+        convergence plus log-magnitude L1, order 1, every bin from DC to Nyquist).
       adversarial: train with the STFT discriminator.
       adversarial_weight, feature_weight: generator's adversarial and feature-matching
         weights (EnCodec: 3 and 3).
@@ -98,7 +103,8 @@ class SoundStream(AudioModel):
                  codebook_size=1024, sample_rate=16000, segment_samples=16000,
                  commitment_weight=1.0, ema_decay=0.99, dead_code_threshold=0.1,
                  quantizer_dropout=1.0, l1_weight=1.0, mel_weight=0.01,
-                 mel_windows=codec_losses.MEL_WINDOWS, num_mels=64, adversarial=False,
+                 mel_windows=codec_losses.MEL_WINDOWS, num_mels=64, stft_weight=0.0,
+                 stft_windows=codec_losses.STFT_WINDOWS, adversarial=False,
                  adversarial_weight=3.0, feature_weight=3.0,
                  discriminator_windows=DISCRIMINATOR_WINDOWS, discriminator_channels=32,
                  discriminator_learning_rate=2e-4, multiscale_waveform_weight=0.0,
@@ -111,6 +117,7 @@ class SoundStream(AudioModel):
             check_positive_int(name, value)
         for name, value in (("commitment_weight", commitment_weight),
                             ("l1_weight", l1_weight), ("mel_weight", mel_weight),
+                            ("stft_weight", stft_weight),
                             ("adversarial_weight", adversarial_weight),
                             ("feature_weight", feature_weight),
                             ("multiscale_waveform_weight", multiscale_waveform_weight)):
@@ -142,6 +149,9 @@ class SoundStream(AudioModel):
         self.mel_weight = mel_weight
         self.mel_windows = _windows("mel_windows", mel_windows, segment_samples)
         self.num_mels = num_mels
+        self.stft_weight = stft_weight
+        self.stft_windows = _windows("stft_windows", stft_windows,
+                                     segment_samples if stft_weight > 0 else None)
         self.adversarial = adversarial
         self.adversarial_weight = adversarial_weight
         self.feature_weight = feature_weight
@@ -165,6 +175,8 @@ class SoundStream(AudioModel):
                 learning_rate=discriminator_learning_rate, beta_1=0.5, beta_2=0.9,
                 name="discriminator_optimizer")
         names = ["loss", "l1_loss", "mel_loss", "commitment_loss"]
+        if stft_weight > 0:
+            names.append("stft_loss")
         if multiscale_waveform_weight > 0:
             names.append("waveform_loss")
         if adversarial:
@@ -322,6 +334,10 @@ class SoundStream(AudioModel):
         }
         total = (self.l1_weight * terms["l1_loss"] + self.mel_weight * terms["mel_loss"]
                  + self.commitment_weight * terms["commitment_loss"])
+        if self.stft_weight > 0:
+            terms["stft_loss"] = codec_losses.multiscale_stft_loss(audio, reconstruction,
+                                                                   self.stft_windows)
+            total += self.stft_weight * terms["stft_loss"]
         if self.multiscale_waveform_weight > 0:
             terms["waveform_loss"] = codec_losses.downsampled_waveform_loss(
                 padded, stages, self.decoder.stage_factors, self.waveform_stage_weights)
@@ -398,7 +414,8 @@ class SoundStream(AudioModel):
                 "dead_code_threshold": self.dead_code_threshold,
                 "quantizer_dropout": self.quantizer_dropout, "l1_weight": self.l1_weight,
                 "mel_weight": self.mel_weight, "mel_windows": list(self.mel_windows),
-                "num_mels": self.num_mels, "adversarial": self.adversarial,
+                "num_mels": self.num_mels, "stft_weight": self.stft_weight,
+                "stft_windows": list(self.stft_windows), "adversarial": self.adversarial,
                 "adversarial_weight": self.adversarial_weight,
                 "feature_weight": self.feature_weight,
                 "discriminator_windows": list(self.discriminator_windows),

@@ -51,6 +51,8 @@ def test_preset_is_a_4_kbps_codec_at_16_khz():
     ({"channels": 0}, "channels"), ({"strides": [2, 0]}, "strides"),
     ({"num_quantizers": 0}, "num_quantizers"), ({"codebook_size": 1.5}, "codebook_size"),
     ({"l1_weight": -1.0}, "l1_weight"), ({"mel_windows": [1024]}, "mel_windows"),
+    ({"stft_weight": -1.0}, "stft_weight"),
+    ({"stft_weight": 1.0, "stft_windows": [1024]}, "stft_windows"),
     ({"adversarial": "yes"}, "adversarial"), ({"quantizer_dropout": 2.0}, "quantizer_dropout"),
     ({"adversarial": True, "discriminator_windows": [2048]}, "discriminator_windows"),
     ({"waveform_schedule": [[0, [1, 1]]]}, "multiscale_waveform_weight"),
@@ -165,6 +167,24 @@ def test_adversarial_training_with_curriculum_and_checkpoints():
         assert int(restored.discriminator_optimizer.iterations.numpy()) == 2
         np.testing.assert_array_equal(restored.quantizer.codebooks.numpy(),
                                       model.quantizer.codebooks.numpy())
+
+
+def test_stft_loss_term_is_reported_and_weighted_into_the_loss():
+    audio = _audio()
+    plain = _tiny()
+    with_stft = _tiny(stft_weight=2.0, stft_windows=[64, 256])
+    with_stft.ensure_built()
+    plain.ensure_built()
+    with_stft.set_weights(plain.get_weights())
+    total, terms, _, reconstruction, _ = with_stft._objective(tf.constant(audio), False)
+    expected = codec_losses.multiscale_stft_loss(audio, reconstruction, [64, 256])
+    np.testing.assert_allclose(float(terms["stft_loss"]), float(expected), rtol=1e-5)
+    plain_total = plain._objective(tf.constant(audio), False)[0]
+    np.testing.assert_allclose(float(total), float(plain_total) + 2.0 * float(expected),
+                               rtol=1e-5)
+    assert "stft_loss" in {m.name for m in with_stft.metrics}
+    assert "stft_loss" not in {m.name for m in plain.metrics}
+    assert SoundStream(**with_stft.get_config()).get_config() == with_stft.get_config()
 
 
 def test_training_callbacks_are_empty_without_a_schedule():

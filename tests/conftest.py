@@ -16,3 +16,6 @@ tf.config.threading.set_inter_op_parallelism_threads(2)
 def _seed():
     keras.utils.set_random_seed(1234)
     yield
+
+
+from tests.programs import run_program  # noqa: E402,F401  (a fixture for every test module)

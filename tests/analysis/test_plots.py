@@ -1,6 +1,5 @@
 """Tests of samplenet.analysis.plots: dataset figures, generated audio beside a training
 example, and ``generate.py --plot`` on a trained toy run."""
-import json
 import struct
 
 import numpy as np
@@ -11,7 +10,7 @@ from samplenet.analysis import analyze_dataset, plots
 from samplenet.data import from_spec
 from samplenet.testing.sources import ArraySource
 from samplenet.testing.toy_model import toy_config
-from tests.cli.test_train_cli import run_cli
+from samplenet.training import trainer
 
 
 def _png_size(path):
@@ -43,16 +42,13 @@ def test_generated_audio_is_drawn_beside_a_training_example(tmp_path):
 
 
 @pytest.mark.slow
-def test_generate_cli_plot_writes_a_png_per_sequence(tmp_path):
-    config = tmp_path / "toy.json"
-    config.write_text(json.dumps(toy_config()))
+def test_generate_cli_plot_writes_a_png_per_sequence(tmp_path, run_program):
     run = tmp_path / "run"
-    result = run_cli("train.py", f"--config={config}", f"--logdir={run}", "--verbose=0")
-    assert result.returncode == 0, result.stderr
+    trainer.train(toy_config(), run, verbose=0)
     out = tmp_path / "generated"
-    result = run_cli("generate.py", f"--ckpt={run}", "--seconds=0.1", "--num_seqs=2",
-                     "--seed=1", f"--out_dir={out}", "--plot")
-    assert result.returncode == 0, result.stderr
+    result = run_program("generate", f"--ckpt={run}", "--seconds=0.1", "--num_seqs=2",
+                         "--seed=1", f"--out_dir={out}", "--plot")
+    assert result.code == 0, result.err
     assert sorted(p.name for p in out.iterdir()) == ["sample_0.png", "sample_0.wav",
                                                      "sample_1.png", "sample_1.wav"]
-    assert str(out / "sample_1.png") in result.stdout
+    assert str(out / "sample_1.png") in result.out

@@ -5,7 +5,6 @@ from samplenet.cli import evaluate as evaluate_cli
 from samplenet.loading import load_model, locate
 from samplenet.testing.toy_model import toy_config
 from samplenet.training import trainer
-from tests.cli.test_train_cli import assert_one_line_error, run_cli
 
 
 def test_report_renames_loss_and_keeps_other_metrics():
@@ -23,9 +22,3 @@ def test_evaluate_other_data_uses_every_file(tmp_path):
     results = trainer.evaluate(load_model(folder), config, split="all", data_spec=spec,
                                batch_size=2)
     assert results["num_files"] == 3 and results["bits_per_sample"] > 0
-
-
-@pytest.mark.slow
-def test_cli_evaluate_missing_ckpt_is_one_line_error(tmp_path):
-    result = run_cli("-m", "samplenet.evaluate", f"--ckpt={tmp_path / 'nowhere'}")
-    assert_one_line_error(result, "nowhere")

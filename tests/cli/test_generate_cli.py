@@ -1,12 +1,8 @@
-"""Tests of samplenet.cli.generate: flag checks and streaming in-process, errors in
-subprocesses."""
+"""Tests of samplenet.cli.generate's flag checks (its error messages: tests/test_bad_input.py)."""
 import pytest
 from absl import flags
 
 from samplenet.cli import generate as generate_cli
-from samplenet.testing.toy_model import toy_config
-from samplenet.training import trainer
-from tests.cli.test_train_cli import assert_one_line_error, run_cli
 
 
 def _settings(*argv):
@@ -31,19 +27,3 @@ def test_generation_settings_temperature_list_gives_one_per_sequence():
 def test_generation_settings_bad_value_raises_naming_flag(argv, word):
     with pytest.raises(ValueError, match=word):
         _settings(*argv)
-
-
-@pytest.mark.slow
-def test_cli_generate_missing_ckpt_is_one_line_error(tmp_path):
-    result = run_cli("generate.py", f"--ckpt={tmp_path / 'nowhere'}")
-    assert_one_line_error(result, "nowhere")
-
-
-@pytest.mark.slow
-def test_cli_generate_unwritable_out_dir_is_one_line_error(tmp_path):
-    trainer.train(toy_config(), tmp_path / "run", verbose=0)
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    result = run_cli("generate.py", f"--ckpt={tmp_path / 'run'}", "--seconds=0.01",
-                     f"--out_dir={blocker / 'out'}")
-    assert_one_line_error(result, "a_file")

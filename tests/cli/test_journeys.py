@@ -1,5 +1,5 @@
-"""The user journey of each autoregressive family on built-in data, in subprocesses as a user
-runs it: train (2 steps) -> resume one more epoch -> generate -> evaluate; and a SampleRNN
+"""The user journey of each autoregressive family on built-in data: train (2 steps) -> resume
+one more epoch, in subprocesses as a user runs it -> generate -> evaluate (in-process); and a SampleRNN
 checkpoint round trip that gives identical logits and optimizer state."""
 import json
 
@@ -26,7 +26,7 @@ TINY = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(TINY))
-def test_cli_train_resume_generate_evaluate(preset, tmp_path):
+def test_cli_train_resume_generate_evaluate(preset, tmp_path, run_program):
     run = tmp_path / "run"
     result = run_cli("train.py", "--model", preset, *TINY[preset], *DATA, "--epochs", "1",
                      "--logdir", str(run))
@@ -43,17 +43,18 @@ def test_cli_train_resume_generate_evaluate(preset, tmp_path):
     assert state["epoch"] == 2
     assert state["step"] == 4  # 2 epochs x 2 optimizer steps, across the resume
 
+    # Generation and evaluation run in-process (their console paths: tests/cli/test_train_cli.py)
     out = tmp_path / "wavs"
-    result = run_cli("generate.py", "--ckpt", str(run), "--seconds", "0.25", "--num_seqs", "2",
-                     "--seed", "3", "--out_dir", str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_program("generate", "--ckpt", run, "--seconds", "0.25", "--num_seqs", "2",
+                         "--seed", "3", "--out_dir", out)
+    assert result.code == 0, result.err[-3000:]
     for index in range(2):
         audio, rate = soundfile.read(out / f"sample_{index}.wav")
         assert rate == 16000 and len(audio) == 4000 and np.isfinite(audio).all()
 
-    result = run_cli("-m", "samplenet.evaluate", "--ckpt", str(run), "--json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    result = run_program("evaluate", "--ckpt", run, "--json")
+    assert result.code == 0, result.err[-3000:]
+    report = json.loads(result.out.strip().splitlines()[-1])
     assert report["split"] == "test" and report["num_files"] >= 1
     assert 0.0 < report["bits_per_sample"] < 10.0  # 32 levels: 5 bits for a uniform guess
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 from samplenet.layers.residual_vector_quantizer import ResidualVectorQuantizer
 from samplenet.layers.seanet import SeanetDecoder, SeanetEncoder
 from samplenet.layers.stft_discriminator import DISCRIMINATOR_WINDOWS, MultiScaleSTFTDiscriminator
-from samplenet.models.base import AudioModel
+from samplenet.models.base import AudioModel, replica_share
 from samplenet.models.registry import register_family
 from samplenet.training import codec_losses, codec_metrics
 from samplenet.validation import check_positive_int
@@ -390,14 +390,15 @@ class SoundStream(AudioModel):
         with tf.GradientTape() as tape, tf.GradientTape() as discriminator_tape:
             total, terms, discriminator_loss, reconstruction, details = self._objective(
                 audio, training=True)
-            scaled = self.optimizer.scale_loss(total) \
-                if hasattr(self.optimizer, "scale_loss") else total
+            scaled = replica_share(self.optimizer.scale_loss(total)
+                                   if hasattr(self.optimizer, "scale_loss") else total)
+            discriminator_share = replica_share(discriminator_loss) if self.adversarial else None
         gradients = tape.gradient(scaled, generator_variables)
         self.optimizer.apply(gradients, generator_variables)
         if self.adversarial:
             variables = self.discriminator.trainable_variables
             self.discriminator_optimizer.apply(
-                discriminator_tape.gradient(discriminator_loss, variables), variables)
+                discriminator_tape.gradient(discriminator_share, variables), variables)
         return self._update_metrics(audio, total, terms, discriminator_loss, reconstruction,
                                     details)
 

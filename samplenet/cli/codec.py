@@ -10,7 +10,7 @@ import sys
 from absl import flags
 
 from samplenet import codec_files, data, loading
-from samplenet.cli.flags import run_app
+from samplenet.cli.flags import define_ckpt_flag, run_app
 
 FLAGS = flags.FLAGS
 COMMANDS = {"encode": 2, "decode": 2, "evaluate": 0}  # command -> number of paths
@@ -18,9 +18,7 @@ COMMANDS = {"encode": 2, "decode": 2, "evaluate": 0}  # command -> number of pat
 
 def define_flags(flag_values=FLAGS):
     """Define the flags of ``codec`` on ``flag_values``."""
-    flags.DEFINE_string("ckpt", None, "a codec run directory or a checkpoint folder in one",
-                        flag_values=flag_values)
-    flags.mark_flag_as_required("ckpt", flag_values=flag_values)
+    define_ckpt_flag(flag_values, "a codec run directory or a checkpoint folder in one")
     flags.DEFINE_float("bitrate", None, "kbit/s: use the most codebooks within it (default all)",
                        flag_values=flag_values)
     flags.DEFINE_float("chunk_seconds", 10.0, "audio per streamed chunk", flag_values=flag_values)

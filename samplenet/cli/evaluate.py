@@ -10,7 +10,7 @@ import json
 from absl import flags
 
 from samplenet import data, loading
-from samplenet.cli.flags import report_errors, run_app
+from samplenet.cli.flags import define_ckpt_flag, report_errors, run_app
 from samplenet.training import trainer
 
 FLAGS = flags.FLAGS
@@ -18,9 +18,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(flag_values=FLAGS):
     """Define the flags of ``evaluate`` on ``flag_values``."""
-    flags.DEFINE_string("ckpt", None, "a run directory (its best, else latest checkpoint) or a "
-                        "checkpoint folder in one", flag_values=flag_values)
-    flags.mark_flag_as_required("ckpt", flag_values=flag_values)
+    define_ckpt_flag(flag_values)
     flags.DEFINE_string("data", None, "data to evaluate on: a folder or builtin:NAME[?...] "
                         "(default: the run's data.spec)", flag_values=flag_values)
     flags.DEFINE_enum("split", None, sorted(data.SPLITS), "split of the data (default: test for "

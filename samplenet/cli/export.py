@@ -8,16 +8,14 @@ from absl import logging as absl_logging
 
 from samplenet import export as export_lib
 from samplenet import loading
-from samplenet.cli.flags import report_errors, run_app
+from samplenet.cli.flags import define_ckpt_flag, report_errors, run_app
 
 FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
     """Define the flags of ``export`` on ``flag_values``."""
-    flags.DEFINE_string("ckpt", None, "a run directory (its best, else latest checkpoint) or a "
-                        "checkpoint folder in one", flag_values=flag_values)
-    flags.mark_flag_as_required("ckpt", flag_values=flag_values)
+    define_ckpt_flag(flag_values)
     flags.DEFINE_string("out", None, "output folder of the SavedModel (must not exist, or be "
                         "empty)", flag_values=flag_values)
     flags.mark_flag_as_required("out", flag_values=flag_values)

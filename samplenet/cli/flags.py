@@ -34,3 +34,10 @@ def run_app(main, define_flags):
         flags.FLAGS.register_flag_by_module(sys.argv[0], flags.FLAGS[name])
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # TF's per-checkpoint info lines
     app.run(main)
+
+
+def define_ckpt_flag(flag_values, what="a run directory (its best, else latest checkpoint) or "
+                     "a checkpoint folder in one"):
+    """The required ``--ckpt`` flag of the programs that read a trained model."""
+    flags.DEFINE_string("ckpt", None, what, flag_values=flag_values)
+    flags.mark_flag_as_required("ckpt", flag_values=flag_values)

@@ -14,16 +14,14 @@ from absl import flags
 from samplenet import audio as audio_io
 from samplenet import data, loading
 from samplenet.analysis import plots
-from samplenet.cli.flags import report_errors, run_app
+from samplenet.cli.flags import define_ckpt_flag, report_errors, run_app
 
 FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
     """Define the flags of ``generate`` on ``flag_values``."""
-    flags.DEFINE_string("ckpt", None, "a run directory (its best, else latest checkpoint) or a "
-                        "checkpoint folder in one", flag_values=flag_values)
-    flags.mark_flag_as_required("ckpt", flag_values=flag_values)
+    define_ckpt_flag(flag_values)
     flags.DEFINE_float("seconds", 4.0, "length of each sequence in seconds",
                        flag_values=flag_values)
     flags.DEFINE_integer("num_seqs", 1, "number of sequences (files)", flag_values=flag_values)

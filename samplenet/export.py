@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from samplenet import quantization as quant
+from samplenet.ops.sampling import seed_from_int64
 
 MANIFEST = "samplenet.json"
 FORMAT_VERSION = 1
@@ -59,18 +60,9 @@ class _Servable(tf.Module):
 
 
 # ------------------------------------------------------------------ autoregressive models
-def library_seed(seed):
-    """In-graph ``samplenet.ops.sampling.make_seed``: an int64 scalar seed -> the int32 ``(2,)``
-    seed pair (low 32 bits, high 32 bits) the generation loops take."""
-    seed = tf.cast(seed, tf.int64)
-    words = tf.stack([tf.bitwise.bitwise_and(seed, 0xFFFFFFFF),
-                      tf.bitwise.bitwise_and(tf.bitwise.right_shift(seed, 32), 0xFFFFFFFF)])
-    return tf.bitcast(tf.cast(words, tf.uint32), tf.int32)
-
-
 def _samplernn_codes(model, num_samples, batch_size, temperature, seed, condition):
     state = model._start_state(batch_size, None, condition)
-    codes, _, _ = model._compiled_loop()(state, num_samples, temperature, library_seed(seed),
+    codes, _, _ = model._compiled_loop()(state, num_samples, temperature, seed_from_int64(seed),
                                          condition, None, False)
     return codes
 
@@ -84,7 +76,7 @@ def _wavenet_codes(model, num_samples, batch_size, temperature, seed, condition)
                       quant.silence_code(model.q_levels, model.quantization))
     caches = model._caches_from_history(history, condition, None, receptive_field)
     codes, _, _ = model._free_loop(caches, history[:, -1], tf.constant(receptive_field - 1),
-                                   condition, None, temperature, library_seed(seed),
+                                   condition, None, temperature, seed_from_int64(seed),
                                    tf.constant(0), num_samples)
     return codes
 
@@ -95,7 +87,7 @@ def _linear_ar_audio(model, num_samples, batch_size, temperature, seed, conditio
     with tf.init_scope():  # the trained noise level, read once when the graph is built
         noise_std = np.float32(model.noise_std)
     noise_scale = temperature * noise_std
-    audio, _ = model._generate_loop(history, noise_scale, library_seed(seed), tf.constant(0),
+    audio, _ = model._generate_loop(history, noise_scale, seed_from_int64(seed), tf.constant(0),
                                     num_samples)
     return audio
 

@@ -45,6 +45,15 @@ def make_seed(seed=None):
     return words.view(np.int32)
 
 
+
+def seed_from_int64(seed):
+    """``make_seed`` in-graph: an int64 scalar tensor seed -> the int32 ``(2,)`` seed pair (low 32
+    bits, high 32 bits), equal to ``make_seed`` of the same value (used by exported models)."""
+    seed = tf.cast(seed, tf.int64)
+    words = tf.stack([tf.bitwise.bitwise_and(seed, 0xFFFFFFFF),
+                      tf.bitwise.bitwise_and(tf.bitwise.right_shift(seed, 32), 0xFFFFFFFF)])
+    return tf.bitcast(tf.cast(words, tf.uint32), tf.int32)
+
 def step_seed(seed, step):
     """The seed of step ``step`` (int scalar tensor) of a loop whose base seed is ``seed`` (2,).
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samplenet.ops.sampling import (check_temperature, make_seed, sample_logits, step_seed,
-                                    uniform_from_seed)
+from samplenet.ops.sampling import (check_temperature, make_seed, sample_logits, seed_from_int64,
+                                    step_seed, uniform_from_seed)
 
 LOGITS = np.log(np.array([0.5, 0.3, 0.15, 0.05, 0.0], dtype=np.float64) + 1e-30).astype(np.float32)
 
@@ -92,3 +92,9 @@ def test_sample_logits_rejects_known_non_positive_temperature():
     with pytest.raises(ValueError, match="temperature"):
         sample_logits(np.zeros((2, 3), np.float32), np.array([1.0, 0.0], np.float32),
                       make_seed(0))
+
+
+@pytest.mark.parametrize("seed", [0, 7, -3, 2 ** 40 + 5, 2 ** 63 - 1, -(2 ** 63)])
+def test_seed_from_int64_equals_make_seed(seed):
+    np.testing.assert_array_equal(
+        seed_from_int64(tf.constant(seed, tf.int64)).numpy(), make_seed(seed))

@@ -1,6 +1,7 @@
 """SEANet encoder and decoder of SoundStream (Zeghidour et al., 2021): causal convolutions,
 ELU, residual units of dilations 1, 3, 9, strided convolutions down and transposed
-convolutions up; no normalisation.
+convolutions up; no normalisation (SoundStream) or, with ``weight_norm``, weight normalisation
+of every convolution (EnCodec).
 
 Every convolution here is *streamable*: ``call(x)`` processes a whole signal with zero left
 context, ``stream(x, state)`` processes one chunk given the left context carried from the
@@ -30,6 +31,37 @@ LATENT_KERNEL_SIZE = 3         # encoder's final convolution to the latent
 
 
 
+def _check_weight_norm(weight_norm):
+    if not isinstance(weight_norm, bool):
+        raise ValueError(f"weight_norm must be true or false, got {weight_norm!r}")
+
+
+def _add_kernel(layer, shape, norm_axes):
+    """Create ``layer.kernel`` (glorot uniform) and, with ``layer.weight_norm``, a per-filter
+    ``layer.kernel_scale`` equal to the initial kernel's norm over ``norm_axes`` (so the
+    initial function is the same with and without weight normalisation)."""
+    layer.kernel = layer.add_weight(name="kernel", shape=shape, initializer="glorot_uniform")
+    if layer.weight_norm:
+        norms = tf.norm(tf.convert_to_tensor(layer.kernel), axis=norm_axes)
+        layer.kernel_scale = layer.add_weight(
+            name="kernel_scale", shape=(layer.filters,),
+            initializer=lambda shape, dtype=None: tf.cast(tf.reshape(norms, shape), dtype))
+
+
+def _effective_kernel(layer, norm_axes, dtype):
+    """The kernel the convolution applies: ``kernel``, or with weight normalisation
+    (Salimans and Kingma, 2016) ``kernel_scale * kernel / ||kernel||`` per filter, the norm
+    taken over ``norm_axes`` (taps and input channels)."""
+    kernel = tf.convert_to_tensor(layer.kernel)
+    if layer.weight_norm:
+        filter_axis = ({0, 1, 2} - set(norm_axes)).pop()
+        shape = [1, 1, 1]
+        shape[filter_axis] = layer.filters
+        kernel = tf.reshape(layer.kernel_scale, shape) * tf.math.l2_normalize(kernel,
+                                                                              axis=norm_axes)
+    return tf.cast(kernel, dtype)
+
+
 def _strides_tuple(strides):
     if not isinstance(strides, (list, tuple)) or not strides:
         raise ValueError(f"strides must be a non-empty list of positive integers, "
@@ -54,10 +86,15 @@ class StreamingConv1D(keras.layers.Layer):
         ``strides > 1`` the kernel must span at least ``strides`` samples and
         ``dilation_rate`` must be 1.
       dilation_rate: spacing of the taps in samples.
+      weight_norm: apply ``kernel_scale * kernel / ||kernel||`` (one norm per filter, over
+        taps and input channels; the weight ``kernel_scale`` starts at the initial norm).
     Shapes: ``(batch, time, in_channels)`` -> ``(batch, time // strides, filters)``.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, dilation_rate=1, **kwargs):
+    NORM_AXES = (0, 1)  # kernel (taps, in_channels, filters)
+
+    def __init__(self, filters, kernel_size, strides=1, dilation_rate=1, weight_norm=False,
+                 **kwargs):
         super().__init__(**kwargs)
         for name, value in (("filters", filters), ("kernel_size", kernel_size),
                             ("strides", strides), ("dilation_rate", dilation_rate)):
@@ -67,10 +104,12 @@ class StreamingConv1D(keras.layers.Layer):
                              f"dilation_rate={dilation_rate}, strides={strides}")
         if kernel_size < strides:
             raise ValueError(f"kernel_size ({kernel_size}) must be >= strides ({strides})")
+        _check_weight_norm(weight_norm)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
         self.dilation_rate = dilation_rate
+        self.weight_norm = weight_norm
 
     @property
     def left_context(self):
@@ -79,9 +118,7 @@ class StreamingConv1D(keras.layers.Layer):
 
     def build(self, input_shape):
         self.in_channels = int(input_shape[-1])
-        self.kernel = self.add_weight(name="kernel",
-                                      shape=(self.kernel_size, self.in_channels, self.filters),
-                                      initializer="glorot_uniform")
+        _add_kernel(self, (self.kernel_size, self.in_channels, self.filters), self.NORM_AXES)
         self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
 
     def initial_state(self, batch_size):
@@ -92,7 +129,7 @@ class StreamingConv1D(keras.layers.Layer):
         """One chunk ``(batch, time, in_channels)`` (time a multiple of ``strides``) ->
         ``(outputs (batch, time // strides, filters), new_state)``."""
         padded = tf.concat([tf.cast(state, inputs.dtype), inputs], axis=1)
-        outputs = tf.nn.convolution(padded, tf.cast(self.kernel, inputs.dtype),
+        outputs = tf.nn.convolution(padded, _effective_kernel(self, self.NORM_AXES, inputs.dtype),
                                     strides=self.strides, dilations=self.dilation_rate,
                                     padding="VALID")
         outputs = outputs + tf.cast(self.bias, inputs.dtype)
@@ -109,7 +146,7 @@ class StreamingConv1D(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "strides": self.strides,
-                "dilation_rate": self.dilation_rate}
+                "dilation_rate": self.dilation_rate, "weight_norm": self.weight_norm}
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -125,19 +162,24 @@ class StreamingConvTranspose1D(keras.layers.Layer):
       filters: output channels.
       kernel_size: taps (>= strides).
       strides: upsampling factor.
+      weight_norm: as ``StreamingConv1D``'s (one norm per output filter).
     Shapes: ``(batch, time, in_channels)`` -> ``(batch, time * strides, filters)``.
     """
 
-    def __init__(self, filters, kernel_size, strides, **kwargs):
+    NORM_AXES = (0, 2)  # kernel (taps, filters, in_channels)
+
+    def __init__(self, filters, kernel_size, strides, weight_norm=False, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("filters", filters), ("kernel_size", kernel_size),
                             ("strides", strides)):
             check_positive_int(name, value)
         if kernel_size < strides:
             raise ValueError(f"kernel_size ({kernel_size}) must be >= strides ({strides})")
+        _check_weight_norm(weight_norm)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
+        self.weight_norm = weight_norm
 
     @property
     def overlap(self):
@@ -147,9 +189,7 @@ class StreamingConvTranspose1D(keras.layers.Layer):
     def build(self, input_shape):
         self.in_channels = int(input_shape[-1])
         # tf.nn.conv1d_transpose takes kernels as (width, out_channels, in_channels).
-        self.kernel = self.add_weight(name="kernel",
-                                      shape=(self.kernel_size, self.filters, self.in_channels),
-                                      initializer="glorot_uniform")
+        _add_kernel(self, (self.kernel_size, self.filters, self.in_channels), self.NORM_AXES)
         self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
 
     def initial_state(self, batch_size):
@@ -161,7 +201,8 @@ class StreamingConvTranspose1D(keras.layers.Layer):
         filters), new_state)``; the bias is added to emitted outputs only."""
         batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
         full_length = (time - 1) * self.strides + self.kernel_size
-        full = tf.nn.conv1d_transpose(inputs, tf.cast(self.kernel, inputs.dtype),
+        full = tf.nn.conv1d_transpose(inputs,
+                                      _effective_kernel(self, self.NORM_AXES, inputs.dtype),
                                       output_shape=tf.stack([batch, full_length, self.filters]),
                                       strides=self.strides, padding="VALID")
         full = full + tf.pad(tf.cast(state, inputs.dtype),
@@ -179,7 +220,8 @@ class StreamingConvTranspose1D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides}
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "weight_norm": self.weight_norm}
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -190,18 +232,22 @@ class ResidualUnit(keras.layers.Layer):
     Args:
       channels: input and output channels.
       dilation_rate: dilation of the first convolution.
+      weight_norm: weight-normalise both convolutions.
     Shapes: ``(batch, time, channels)`` -> same. State: ``[dilated conv, pointwise conv]``.
     """
 
-    def __init__(self, channels, dilation_rate, **kwargs):
+    def __init__(self, channels, dilation_rate, weight_norm=False, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
         check_positive_int("dilation_rate", dilation_rate)
+        _check_weight_norm(weight_norm)
         self.channels = channels
         self.dilation_rate = dilation_rate
+        self.weight_norm = weight_norm
         self.dilated = StreamingConv1D(channels, KERNEL_SIZE, dilation_rate=dilation_rate,
-                                       name="dilated")
-        self.pointwise = StreamingConv1D(channels, 1, name="pointwise")
+                                       weight_norm=weight_norm, name="dilated")
+        self.pointwise = StreamingConv1D(channels, 1, weight_norm=weight_norm,
+                                         name="pointwise")
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
@@ -227,7 +273,7 @@ class ResidualUnit(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,
-                "dilation_rate": self.dilation_rate}
+                "dilation_rate": self.dilation_rate, "weight_norm": self.weight_norm}
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -243,28 +289,35 @@ class SeanetEncoder(keras.layers.Layer):
       channels: channels of the first convolution (doubled by each block).
       strides: downsampling factor of each block; ``hop = prod(strides)`` samples per frame.
       latent_dim: size of a latent frame.
+      weight_norm: weight-normalise every convolution.
     Shapes: ``(batch, time)`` audio, ``time`` a multiple of ``hop`` ->
     ``(batch, time // hop, latent_dim)``. Latent frame ``f`` depends only on samples
     ``< (f + 1) * hop``.
     """
 
-    def __init__(self, channels=32, strides=(2, 4, 5, 8), latent_dim=128, **kwargs):
+    def __init__(self, channels=32, strides=(2, 4, 5, 8), latent_dim=128, weight_norm=False,
+                 **kwargs):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
         check_positive_int("latent_dim", latent_dim)
+        _check_weight_norm(weight_norm)
         self.channels = channels
         self.strides = _strides_tuple(strides)
         self.latent_dim = latent_dim
-        self.input_conv = StreamingConv1D(channels, KERNEL_SIZE, name="input_conv")
+        self.weight_norm = weight_norm
+        self.input_conv = StreamingConv1D(channels, KERNEL_SIZE, weight_norm=weight_norm,
+                                          name="input_conv")
         self.blocks = []
         for index, stride in enumerate(self.strides):
             width = channels * 2 ** index
-            units = [ResidualUnit(width, d, name=f"block_{index}_unit_{k}")
+            units = [ResidualUnit(width, d, weight_norm=weight_norm,
+                                  name=f"block_{index}_unit_{k}")
                      for k, d in enumerate(DILATIONS)]
             down = StreamingConv1D(2 * width, 2 * stride, strides=stride,
-                                   name=f"block_{index}_down")
+                                   weight_norm=weight_norm, name=f"block_{index}_down")
             self.blocks.append(units + [down])
-        self.output_conv = StreamingConv1D(latent_dim, LATENT_KERNEL_SIZE, name="output_conv")
+        self.output_conv = StreamingConv1D(latent_dim, LATENT_KERNEL_SIZE,
+                                           weight_norm=weight_norm, name="output_conv")
 
     @property
     def hop(self):
@@ -314,7 +367,8 @@ class SeanetEncoder(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,
-                "strides": list(self.strides), "latent_dim": self.latent_dim}
+                "strides": list(self.strides), "latent_dim": self.latent_dim,
+                "weight_norm": self.weight_norm}
 
 
 @keras.saving.register_keras_serializable(package="samplenet")
@@ -329,6 +383,7 @@ class SeanetDecoder(keras.layers.Layer):
     Args:
       channels: channels after the last upsampling block (as the encoder's ``channels``).
       strides: the encoder's strides (the decoder upsamples by them in reverse order).
+      weight_norm: weight-normalise every convolution.
     Shapes: ``(batch, frames, latent_dim)`` -> ``(batch, frames * hop)`` in [-1, 1];
     output sample ``j`` depends only on frames ``<= j // hop``.
 
@@ -337,22 +392,27 @@ class SeanetDecoder(keras.layers.Layer):
     the stages the downsampled-waveform objective compares with the input audio.
     """
 
-    def __init__(self, channels=32, strides=(2, 4, 5, 8), **kwargs):
+    def __init__(self, channels=32, strides=(2, 4, 5, 8), weight_norm=False, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
+        _check_weight_norm(weight_norm)
         self.channels = channels
         self.strides = _strides_tuple(strides)
+        self.weight_norm = weight_norm
         depth = len(self.strides)
         self.input_conv = StreamingConv1D(channels * 2 ** depth, KERNEL_SIZE,
-                                          name="input_conv")
+                                          weight_norm=weight_norm, name="input_conv")
         self.blocks = []
         for index in reversed(range(depth)):
             stride, width = self.strides[index], channels * 2 ** index
-            up = StreamingConvTranspose1D(width, 2 * stride, stride, name=f"block_{index}_up")
-            units = [ResidualUnit(width, d, name=f"block_{index}_unit_{k}")
+            up = StreamingConvTranspose1D(width, 2 * stride, stride, weight_norm=weight_norm,
+                                          name=f"block_{index}_up")
+            units = [ResidualUnit(width, d, weight_norm=weight_norm,
+                                  name=f"block_{index}_unit_{k}")
                      for k, d in enumerate(DILATIONS)]
             self.blocks.append([up] + units)
-        self.output_conv = StreamingConv1D(1, KERNEL_SIZE, name="output_conv")
+        self.output_conv = StreamingConv1D(1, KERNEL_SIZE, weight_norm=weight_norm,
+                                           name="output_conv")
 
     @property
     def hop(self):
@@ -412,4 +472,4 @@ class SeanetDecoder(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,
-                "strides": list(self.strides)}
+                "strides": list(self.strides), "weight_norm": self.weight_norm}

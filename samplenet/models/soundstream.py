@@ -95,6 +95,8 @@ class SoundStream(AudioModel):
       multiscale_waveform_weight: weight of the downsampled-waveform objective (0 = off).
       waveform_schedule: its curriculum, ``[[first_epoch, [w_1, ..., w_S]], ...]`` with one
         weight per stride (see ``codec_losses.check_waveform_schedule``), or None.
+      weight_norm: weight-normalise every encoder and decoder convolution (EnCodec; see
+        ``SeanetEncoder``).
     """
 
     data_kind = "segments"
@@ -108,7 +110,7 @@ class SoundStream(AudioModel):
                  adversarial_weight=3.0, feature_weight=3.0,
                  discriminator_windows=DISCRIMINATOR_WINDOWS, discriminator_channels=32,
                  discriminator_learning_rate=2e-4, multiscale_waveform_weight=0.0,
-                 waveform_schedule=None, **kwargs):
+                 waveform_schedule=None, weight_norm=False, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("channels", channels), ("latent_dim", latent_dim),
                             ("sample_rate", sample_rate), ("segment_samples", segment_samples),
@@ -122,18 +124,20 @@ class SoundStream(AudioModel):
                             ("feature_weight", feature_weight),
                             ("multiscale_waveform_weight", multiscale_waveform_weight)):
             _non_negative(name, value)
-        if not isinstance(adversarial, bool):
-            raise ValueError(f"adversarial must be true or false, got {adversarial!r}")
+        for name, value in (("adversarial", adversarial), ("weight_norm", weight_norm)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
         if isinstance(discriminator_learning_rate, bool) or not isinstance(
                 discriminator_learning_rate, (int, float)) or not discriminator_learning_rate > 0:
             raise ValueError(f"discriminator_learning_rate must be > 0, got "
                              f"{discriminator_learning_rate!r}")
-        self.encoder = SeanetEncoder(channels, strides, latent_dim, name="encoder")
+        self.encoder = SeanetEncoder(channels, strides, latent_dim, weight_norm=weight_norm,
+                                     name="encoder")
         self.quantizer = ResidualVectorQuantizer(
             num_quantizers, codebook_size, ema_decay=ema_decay,
             dead_code_threshold=dead_code_threshold, quantizer_dropout=quantizer_dropout,
             name="quantizer")
-        self.decoder = SeanetDecoder(channels, strides, name="decoder")
+        self.decoder = SeanetDecoder(channels, strides, weight_norm=weight_norm, name="decoder")
         self.channels = channels
         self.strides = self.encoder.strides
         self.latent_dim = latent_dim
@@ -167,6 +171,7 @@ class SoundStream(AudioModel):
             waveform_schedule = codec_losses.check_waveform_schedule(waveform_schedule,
                                                                      len(self.strides))
         self.waveform_schedule = waveform_schedule
+        self.weight_norm = weight_norm
 
         if adversarial:
             self.discriminator = MultiScaleSTFTDiscriminator(
@@ -423,4 +428,4 @@ class SoundStream(AudioModel):
                 "discriminator_channels": self.discriminator_channels,
                 "discriminator_learning_rate": self.discriminator_learning_rate,
                 "multiscale_waveform_weight": self.multiscale_waveform_weight,
-                "waveform_schedule": self.waveform_schedule}
+                "waveform_schedule": self.waveform_schedule, "weight_norm": self.weight_norm}

@@ -60,12 +60,86 @@ def test_streaming_conv_transpose_matches_numpy_reference():
     np.testing.assert_allclose(out, _numpy_transposed_conv(x, kernel, bias, 3), atol=1e-5)
 
 
+def _set_weight_norm(layer, seed):
+    """Random direction and per-filter scale; returns the kernel they normalise to."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=layer.kernel.shape).astype(np.float32)
+    scale = rng.uniform(0.5, 2.0, size=layer.filters).astype(np.float32)
+    layer.kernel.assign(direction)
+    layer.kernel_scale.assign(scale)
+    axes = tuple(layer.NORM_AXES)
+    shape = [1, 1, 1]
+    shape[({0, 1, 2} - set(axes)).pop()] = layer.filters
+    norms = np.sqrt((direction.astype(np.float64) ** 2).sum(axis=axes, keepdims=True))
+    return direction / norms * scale.reshape(shape), layer.bias.numpy()
+
+
+@pytest.mark.parametrize("strides,dilation", [(1, 1), (1, 3), (2, 1)])
+def test_weight_normalised_conv_equals_the_plain_conv_with_the_normalised_kernel(strides,
+                                                                                dilation):
+    layer = StreamingConv1D(5, 4, strides=strides, dilation_rate=dilation, weight_norm=True)
+    x = _random((2, 24, 3))
+    layer(x)
+    kernel, bias = _set_weight_norm(layer, seed=1)
+    np.testing.assert_allclose(layer(x).numpy(),
+                               _numpy_causal_conv(x, kernel, bias, strides, dilation),
+                               atol=1e-5)
+    # The norm is per filter: doubling one filter's direction leaves the output unchanged.
+    direction = layer.kernel.numpy()
+    direction[..., 2] *= 2.0
+    layer.kernel.assign(direction)
+    np.testing.assert_allclose(layer(x).numpy(),
+                               _numpy_causal_conv(x, kernel, bias, strides, dilation),
+                               atol=1e-5)
+
+
+def test_weight_normalised_transposed_conv_equals_the_plain_one_with_the_normalised_kernel():
+    layer = StreamingConvTranspose1D(4, 6, 3, weight_norm=True)
+    x = _random((2, 7, 5))
+    layer(x)
+    kernel, bias = _set_weight_norm(layer, seed=2)
+    np.testing.assert_allclose(layer(x).numpy(), _numpy_transposed_conv(x, kernel, bias, 3),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda wn: StreamingConv1D(4, 4, strides=2, weight_norm=wn), (2, 12, 3)),
+    (lambda wn: StreamingConvTranspose1D(4, 4, 2, weight_norm=wn), (2, 6, 3)),
+])
+def test_weight_norm_starts_from_the_same_function(make, shape):
+    """The scale starts at the initial kernel's norm, so the initial output is unchanged."""
+    x = _random(shape)
+    outputs = []
+    for weight_norm in (False, True):
+        tf.keras.utils.set_random_seed(3)
+        outputs.append(make(weight_norm)(x).numpy())
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
+
+
+def test_weight_norm_reaches_every_convolution_and_is_validated():
+    encoder, decoder = SeanetEncoder(4, STRIDES, 5, weight_norm=True), \
+        SeanetDecoder(4, STRIDES, weight_norm=True)
+    encoder(_random((1, 2 * HOP)))
+    decoder(_random((1, 2, 5)))
+    for layer in (encoder, decoder):
+        kernels = [w for w in layer.weights if w.path.endswith("/kernel")]
+        scales = [w for w in layer.weights if w.path.endswith("/kernel_scale")]
+        assert kernels and len(scales) == len(kernels)
+    for make in (lambda: StreamingConv1D(2, 3, weight_norm=1),
+                 lambda: StreamingConvTranspose1D(2, 3, 2, weight_norm="yes"),
+                 lambda: SeanetEncoder(4, STRIDES, 5, weight_norm=None)):
+        with pytest.raises(ValueError, match="weight_norm"):
+            make()
+
+
 @pytest.mark.parametrize("make,shape", [
     (lambda: StreamingConv1D(4, 4, strides=2), (2, 12, 3)),
     (lambda: StreamingConvTranspose1D(4, 4, 2), (2, 6, 3)),
     (lambda: ResidualUnit(3, 3), (2, 12, 3)),
     (lambda: SeanetEncoder(4, STRIDES, 5), (2, 4 * HOP)),
     (lambda: SeanetDecoder(4, STRIDES), (2, 4, 5)),
+    (lambda: SeanetEncoder(4, STRIDES, 5, weight_norm=True), (2, 4 * HOP)),
+    (lambda: SeanetDecoder(4, STRIDES, weight_norm=True), (2, 4, 5)),
 ])
 def test_seanet_layers_keep_the_layer_contract(make, shape):
     assert_layer_contract(make(), _random(shape))
@@ -139,16 +213,18 @@ def _chunked(layer, inputs, bounds):
     return np.concatenate(outputs, axis=1)
 
 
-def test_encoder_streaming_equals_whole_encoding():
-    encoder = SeanetEncoder(4, STRIDES, 5)
+@pytest.mark.parametrize("weight_norm", [False, True])
+def test_encoder_streaming_equals_whole_encoding(weight_norm):
+    encoder = SeanetEncoder(4, STRIDES, 5, weight_norm=weight_norm)
     audio = _random((2, 20 * HOP))
     whole = encoder(audio).numpy()
     chunked = _chunked(encoder, audio, [0, HOP, 2 * HOP, 9 * HOP, 20 * HOP])
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
 
 
-def test_decoder_streaming_equals_whole_decoding():
-    decoder = SeanetDecoder(4, STRIDES)
+@pytest.mark.parametrize("weight_norm", [False, True])
+def test_decoder_streaming_equals_whole_decoding(weight_norm):
+    decoder = SeanetDecoder(4, STRIDES, weight_norm=weight_norm)
     latent = _random((2, 20, 5))
     whole = decoder(latent).numpy()
     chunked = _chunked(decoder, latent, [0, 1, 2, 9, 20])

@@ -1,4 +1,5 @@
-"""Smoke test of benchmarks/run.py: one tiny generation benchmark in a subprocess."""
+"""Smoke test of benchmarks/run.py: a tiny generation benchmark and the op-latency reference
+in a subprocess, with one TensorFlow thread."""
 import json
 import subprocess
 import sys
@@ -13,17 +14,22 @@ RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 def test_benchmark_run_quick_writes_expected_json(tmp_path):
     output = tmp_path / "bench.json"
     process = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--only", "gen-samplernn_2tier-b1",
+        [sys.executable, str(RUN), "--quick", "--only", "op-latency,gen-samplernn_2tier-b1",
+         "--threads", "1",
          "--set", "dim=8", "--set", "emb_size=8", "--set", "seq_len=64", "--seconds", "0.1",
          "--json", str(output)],
         capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr
     report = json.loads(output.read_text())
     assert {"cpu", "cores", "tensorflow", "date"} <= set(report["machine"])
-    [row] = report["results"]
+    assert report["settings"]["threads"] == 1
+    latency, row = report["results"]
+    assert latency["name"] == "op-latency" and "threads=1" in latency["config"]
+    assert latency["figures"][0]["unit"] == "us" and latency["figures"][0]["median"] > 0
     assert "unavailable" not in row, row.get("unavailable")
     assert row["name"] == "gen-samplernn_2tier-b1"
-    assert "dim=8" in row["config"] and row["peak_rss_mb"] > 0
+    assert "dim=8" in row["config"] and "threads=1" in row["config"]
+    assert row["peak_rss_mb"] > 0 and 0 < row["weight_megabytes"] < 1
     figures = {item["figure"]: item for item in row["figures"]}
     assert set(figures) == {"generation total", "generation per stream", "real-time factor"}
     total = figures["generation total"]

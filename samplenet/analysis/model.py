@@ -27,7 +27,10 @@ Definitions (one function per family computes them from the built model's config
   once per sample; SampleRNN runs tier ``k`` once per frame (its per-frame cost / frame size)
   and its MLP's window projection is a lookup table (no multiplies; the table itself is built
   once per chunk). ``training``: forward plus backward (taken as 3 x forward) per predicted
-  sample of a training batch, including the context a window recomputes (WaveNet, linear AR).
+  sample of a training batch, including the context a window recomputes (WaveNet, linear AR);
+  SampleRNN's MLP trains through the same lookup table, built once per batch (its
+  ``frame_size x q_levels x emb_size x dim`` multiply-adds, and their backward, are shared by
+  the batch's targets and left out).
   Codec: ``encode`` (encoder + nearest-code search), ``decode``, and ``training`` per audio
   sample (the adversarial discriminator and the spectral losses are not counted).
 - weight memory: bytes of all weights. Activation memory (an estimate of what backprop keeps,
@@ -179,7 +182,6 @@ def samplernn_figures(model):
         tier_floats += (size + H + L * (2 * gates + 1) * H + ratio * H) / size
     mlp = model.sample_mlp
     head_macs = (mlp.mlp_layers - 1) * H * H + H * Q
-    window_macs = mlp.frame_size * mlp.emb_size * H
     top = model.frame_sizes[-1]
     length = model.overlap + top
 
@@ -195,8 +197,7 @@ def samplernn_figures(model):
                    f"upsampling) + {mlp.mlp_layers} MLP layers",
         receptive_field=None, frame_context=top,
         flops_per_sample={"generation": 2.0 * (tier_macs + head_macs),
-                          "training": 2.0 * BACKWARD_FACTOR * (tier_macs + window_macs
-                                                               + head_macs)},
+                          "training": 2.0 * BACKWARD_FACTOR * (tier_macs + head_macs)},
         activation_floats=mlp.emb_size + 2 * H * mlp.mlp_layers + 2 * Q + tier_floats,
         default_seq_len=model.seq_len, measure=measure,
         notes=("recurrent: the receptive field is unbounded (the RNN state carries the "

@@ -41,3 +41,28 @@ def define_ckpt_flag(flag_values, what="a run directory (its best, else latest c
     """The required ``--ckpt`` flag of the programs that read a trained model."""
     flags.DEFINE_string("ckpt", None, what, flag_values=flag_values)
     flags.mark_flag_as_required("ckpt", flag_values=flag_values)
+
+
+def define_threads_flag(flag_values, default):
+    """The ``--threads`` flag: TensorFlow's intra- and inter-op threads (0 = one per core)."""
+    flags.DEFINE_integer("threads", default, "TensorFlow threads (0 = one per core). One thread "
+                         "is faster for generation here: a generation step is a chain of small "
+                         "operations, which a second thread slows by synchronising (see "
+                         "benchmarks/README.md)", lower_bound=0, flag_values=flag_values)
+
+
+def apply_threads(threads):
+    """Set TensorFlow's intra- and inter-op threads to ``threads`` (0 = TensorFlow's default,
+    one per core). Must run before TensorFlow executes anything; if it already has (the
+    program was called from a running Python process), a one-line warning says the setting was
+    not applied."""
+    import tensorflow as tf
+    if threads == 0:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+            print(f"warning: --threads {threads} not applied: TensorFlow had already started "
+                  f"in this process", file=sys.stderr)

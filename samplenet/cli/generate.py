@@ -14,9 +14,11 @@ from absl import flags
 from samplenet import audio as audio_io
 from samplenet import data, loading
 from samplenet.analysis import plots
-from samplenet.cli.flags import define_ckpt_flag, report_errors, run_app
+from samplenet.cli.flags import apply_threads, define_ckpt_flag, define_threads_flag, \
+    report_errors, run_app
 
 FLAGS = flags.FLAGS
+GENERATION_THREADS = 1  # fastest for every measured model and batch (benchmarks/README.md)
 
 
 def define_flags(flag_values=FLAGS):
@@ -40,6 +42,7 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_boolean("plot", False, "also draw sample_<i>.png: each sequence's waveform and "
                          "log-mel spectrogram beside a training example (needs matplotlib)",
                          flag_values=flag_values)
+    define_threads_flag(flag_values, default=GENERATION_THREADS)
 
 
 def _number_list(name, text, kind, count):
@@ -89,6 +92,7 @@ def _training_source(config, sample_rate):
 @report_errors
 def main(argv):
     temperature, condition = generation_settings()
+    apply_threads(FLAGS.threads)
     if FLAGS.plot:
         plots.require_matplotlib()  # fail before generating, not after
     run, folder, config = loading.locate(FLAGS.ckpt)

@@ -79,10 +79,18 @@ class SoundStream(AudioModel):
       sample_rate: Hz.
       segment_samples: training segment length in samples.
       commitment_weight, l1_weight, mel_weight: loss weights. Mind the scales: SoundStream's
-        mel loss is ~80-150 on an untrained codec (its log term is weighted up to
-        sqrt(1024)) against a waveform L1 of ~0.05-0.3, so even mel 0.01 outweighs L1 1
-        several times over; and the mel filterbank is blind to DC and Nyquist (with L1 0.1 /
-        mel 1 the decoder drifted energy there until its tanh saturated).
+        mel loss is ~60-150 on an untrained codec (its log term is weighted up to
+        sqrt(1024)) against a waveform L1 of ~0.02-0.3, and its gradients are ~100 times
+        L1's, so even mel 0.01 outweighs L1 1 several times over. The mel loss is blind to
+        phase: while it dominates, the decoder learns spectra but not waveforms. Measured on
+        builtin:plucked (channels 8, hop 320, lr 1e-3, no quantizer, 300 steps): test SI-SDR
+        -40 dB with mel 0.01 (raising its log floor from 1e-5 to 1e-3 did not help), -6 dB
+        with mel 0.001, -0.9 dB with L1 alone; with ``zero_init_residual`` L1 alone reaches
+        +2.4 dB while mel 0.01 stays at -43 dB. Hence the default mel weight 0; a mel (or
+        ``stft_weight``) term adds spectral detail at that cost in waveform fidelity (how it
+        does after the waveform is learned was not measured). The mel filterbank is also
+        blind to DC and Nyquist (with L1 0.1 / mel 1 the decoder drifted energy there until
+        its tanh saturated).
       mel_windows, num_mels: scales of the mel loss (SoundStream: 64 .. 2048, 64 bands).
       stft_weight, stft_windows: weight (0 = off) and window lengths of the full-band
         multi-resolution STFT loss (``codec_losses.multiscale_stft_loss``: spectral
@@ -97,6 +105,10 @@ class SoundStream(AudioModel):
         weight per stride (see ``codec_losses.check_waveform_schedule``), or None.
       weight_norm: weight-normalise every encoder and decoder convolution (EnCodec; see
         ``SeanetEncoder``).
+      zero_init_residual: start every residual unit of the encoder and decoder as the
+        identity (see ``seanet``). On by default: without it the initial decoder output is
+        loud noise, and on builtin:plucked (channels 8, hop 320) the test SI-SDR after 300
+        steps was -0.9 dB instead of +2.4 dB (L1 only, no quantizer).
     """
 
     data_kind = "segments"
@@ -104,13 +116,14 @@ class SoundStream(AudioModel):
     def __init__(self, channels=32, strides=(2, 4, 5, 8), latent_dim=128, num_quantizers=8,
                  codebook_size=1024, sample_rate=16000, segment_samples=16000,
                  commitment_weight=1.0, ema_decay=0.99, dead_code_threshold=0.1,
-                 quantizer_dropout=1.0, l1_weight=1.0, mel_weight=0.01,
+                 quantizer_dropout=1.0, l1_weight=1.0, mel_weight=0.0,
                  mel_windows=codec_losses.MEL_WINDOWS, num_mels=64, stft_weight=0.0,
                  stft_windows=codec_losses.STFT_WINDOWS, adversarial=False,
                  adversarial_weight=3.0, feature_weight=3.0,
                  discriminator_windows=DISCRIMINATOR_WINDOWS, discriminator_channels=32,
                  discriminator_learning_rate=2e-4, multiscale_waveform_weight=0.0,
-                 waveform_schedule=None, weight_norm=False, **kwargs):
+                 waveform_schedule=None, weight_norm=False, zero_init_residual=True,
+                 **kwargs):
         super().__init__(**kwargs)
         for name, value in (("channels", channels), ("latent_dim", latent_dim),
                             ("sample_rate", sample_rate), ("segment_samples", segment_samples),
@@ -124,7 +137,8 @@ class SoundStream(AudioModel):
                             ("feature_weight", feature_weight),
                             ("multiscale_waveform_weight", multiscale_waveform_weight)):
             _non_negative(name, value)
-        for name, value in (("adversarial", adversarial), ("weight_norm", weight_norm)):
+        for name, value in (("adversarial", adversarial), ("weight_norm", weight_norm),
+                            ("zero_init_residual", zero_init_residual)):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false, got {value!r}")
         if isinstance(discriminator_learning_rate, bool) or not isinstance(
@@ -132,12 +146,13 @@ class SoundStream(AudioModel):
             raise ValueError(f"discriminator_learning_rate must be > 0, got "
                              f"{discriminator_learning_rate!r}")
         self.encoder = SeanetEncoder(channels, strides, latent_dim, weight_norm=weight_norm,
-                                     name="encoder")
+                                     zero_init_residual=zero_init_residual, name="encoder")
         self.quantizer = ResidualVectorQuantizer(
             num_quantizers, codebook_size, ema_decay=ema_decay,
             dead_code_threshold=dead_code_threshold, quantizer_dropout=quantizer_dropout,
             name="quantizer")
-        self.decoder = SeanetDecoder(channels, strides, weight_norm=weight_norm, name="decoder")
+        self.decoder = SeanetDecoder(channels, strides, weight_norm=weight_norm,
+                                     zero_init_residual=zero_init_residual, name="decoder")
         self.channels = channels
         self.strides = self.encoder.strides
         self.latent_dim = latent_dim
@@ -172,6 +187,7 @@ class SoundStream(AudioModel):
                                                                      len(self.strides))
         self.waveform_schedule = waveform_schedule
         self.weight_norm = weight_norm
+        self.zero_init_residual = zero_init_residual
 
         if adversarial:
             self.discriminator = MultiScaleSTFTDiscriminator(
@@ -428,4 +444,5 @@ class SoundStream(AudioModel):
                 "discriminator_channels": self.discriminator_channels,
                 "discriminator_learning_rate": self.discriminator_learning_rate,
                 "multiscale_waveform_weight": self.multiscale_waveform_weight,
-                "waveform_schedule": self.waveform_schedule, "weight_norm": self.weight_norm}
+                "waveform_schedule": self.waveform_schedule, "weight_norm": self.weight_norm,
+                "zero_init_residual": self.zero_init_residual}

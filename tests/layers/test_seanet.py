@@ -132,6 +132,32 @@ def test_weight_norm_reaches_every_convolution_and_is_validated():
             make()
 
 
+@pytest.mark.parametrize("weight_norm", [False, True])
+def test_zero_init_residual_unit_starts_as_the_identity_and_can_learn(weight_norm):
+    unit = ResidualUnit(3, 3, weight_norm=weight_norm, zero_init_residual=True)
+    x = tf.constant(_random((2, 12, 3)))
+    with tf.GradientTape() as tape:
+        y = unit(x)
+        loss = tf.reduce_sum(tf.square(y - 1.0))
+    np.testing.assert_array_equal(y.numpy(), x.numpy())
+    last = unit.pointwise.kernel_scale if weight_norm else unit.pointwise.kernel
+    assert np.abs(tape.gradient(loss, last).numpy()).max() > 1e-3
+    # Without the option the unit is not the identity.
+    assert np.abs(ResidualUnit(3, 3)(x).numpy() - x.numpy()).max() > 1e-3
+
+
+def test_zero_init_residual_reaches_every_unit_of_encoder_and_decoder():
+    for layer, shape in ((SeanetEncoder(4, STRIDES, 5, zero_init_residual=True), (1, 2 * HOP)),
+                         (SeanetDecoder(4, STRIDES, zero_init_residual=True), (1, 2, 5))):
+        layer(_random(shape))
+        units = [sub for sub in layer._flatten_layers() if isinstance(sub, ResidualUnit)]
+        assert len(units) == 3 * len(STRIDES)
+        assert all(unit.zero_init_residual and not np.any(unit.pointwise.kernel.numpy())
+                   for unit in units)
+    with pytest.raises(ValueError, match="zero_init_residual"):
+        SeanetDecoder(4, STRIDES, zero_init_residual=0)
+
+
 @pytest.mark.parametrize("make,shape", [
     (lambda: StreamingConv1D(4, 4, strides=2), (2, 12, 3)),
     (lambda: StreamingConvTranspose1D(4, 4, 2), (2, 6, 3)),
@@ -140,6 +166,7 @@ def test_weight_norm_reaches_every_convolution_and_is_validated():
     (lambda: SeanetDecoder(4, STRIDES), (2, 4, 5)),
     (lambda: SeanetEncoder(4, STRIDES, 5, weight_norm=True), (2, 4 * HOP)),
     (lambda: SeanetDecoder(4, STRIDES, weight_norm=True), (2, 4, 5)),
+    (lambda: SeanetDecoder(4, STRIDES, zero_init_residual=True), (2, 4, 5)),
 ])
 def test_seanet_layers_keep_the_layer_contract(make, shape):
     assert_layer_contract(make(), _random(shape))

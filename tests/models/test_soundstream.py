@@ -58,7 +58,8 @@ def test_preset_is_a_4_kbps_codec_at_16_khz():
     ({"waveform_schedule": [[0, [1, 1]]]}, "multiscale_waveform_weight"),
     ({"multiscale_waveform_weight": 1.0, "waveform_schedule": [[0, [1]]]}, "waveform_schedule"),
     ({"discriminator_learning_rate": 0}, "discriminator_learning_rate"),
-    ({"weight_norm": 1}, "weight_norm")])
+    ({"weight_norm": 1}, "weight_norm"),
+    ({"zero_init_residual": "no"}, "zero_init_residual")])
 def test_soundstream_rejects_bad_arguments(overrides, name):
     with pytest.raises(ValueError, match=name):
         _tiny(**overrides)
@@ -120,8 +121,9 @@ def test_streaming_encode_rejects_a_chunk_after_a_partial_one():
         list(model.encode_stream([audio[:, :13], audio[:, 13:]]))
 
 
-@pytest.mark.parametrize("overrides", [{}, GAN, {"weight_norm": True}],
-                         ids=["plain", "adversarial", "weight_norm"])
+@pytest.mark.parametrize(
+    "overrides", [{}, GAN, {"weight_norm": True}, {"zero_init_residual": False}],
+    ids=["plain", "adversarial", "weight_norm", "plain_init"])
 def test_config_and_keras_round_trips(overrides):
     model = _tiny(**overrides)
     assert SoundStream(**model.get_config()).get_config() == model.get_config()

@@ -191,6 +191,27 @@ def test_stft_loss_term_is_reported_and_weighted_into_the_loss():
     assert SoundStream(**with_stft.get_config()).get_config() == with_stft.get_config()
 
 
+def test_mel_loss_is_only_reported_at_weight_zero_and_weighted_in_otherwise():
+    audio = tf.constant(_audio())
+    off, on = _tiny(), _tiny(mel_weight=0.5)
+    assert off.mel_weight == 0.0  # the default
+    for model in (off, on):
+        model.ensure_built()
+    on.set_weights(off.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        total_off, terms_off, _, reconstruction, _ = off._objective(audio, False)
+        total_on, terms_on, _, _, _ = on._objective(audio, False)
+    expected = codec_losses.multiscale_mel_loss(audio, reconstruction, 16000, [64, 128], 64)
+    for terms in (terms_off, terms_on):
+        np.testing.assert_allclose(float(terms["mel_loss"]), float(expected), rtol=1e-5)
+    np.testing.assert_allclose(float(total_on), float(total_off) + 0.5 * float(expected),
+                               rtol=1e-5)
+    decoder_off = off.decoder.trainable_variables
+    assert all(g is None for g in tape.gradient(terms_off["mel_loss"], decoder_off))
+    assert any(g is not None and np.abs(g.numpy()).max() > 0
+               for g in tape.gradient(terms_on["mel_loss"], on.decoder.trainable_variables))
+
+
 def test_training_callbacks_are_empty_without_a_schedule():
     assert _tiny().training_callbacks() == []
     callbacks = _tiny(**GAN).training_callbacks()

@@ -51,11 +51,11 @@ def define_threads_flag(flag_values, default):
                          "benchmarks/README.md)", lower_bound=0, flag_values=flag_values)
 
 
-def apply_threads(threads):
+def apply_threads(threads, explicit=True):
     """Set TensorFlow's intra- and inter-op threads to ``threads`` (0 = TensorFlow's default,
     one per core). Must run before TensorFlow executes anything; if it already has (the
-    program was called from a running Python process), a one-line warning says the setting was
-    not applied."""
+    program was called from a running Python process), the process keeps its setting, and a
+    one-line warning says so when the user asked for ``threads`` (``explicit``)."""
     import tensorflow as tf
     if threads == 0:
         return
@@ -63,6 +63,6 @@ def apply_threads(threads):
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
-        if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        if explicit and tf.config.threading.get_intra_op_parallelism_threads() != threads:
             print(f"warning: --threads {threads} not applied: TensorFlow had already started "
                   f"in this process", file=sys.stderr)

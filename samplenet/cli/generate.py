@@ -92,7 +92,7 @@ def _training_source(config, sample_rate):
 @report_errors
 def main(argv):
     temperature, condition = generation_settings()
-    apply_threads(FLAGS.threads)
+    apply_threads(FLAGS.threads, explicit=FLAGS['threads'].present)
     if FLAGS.plot:
         plots.require_matplotlib()  # fail before generating, not after
     run, folder, config = loading.locate(FLAGS.ckpt)

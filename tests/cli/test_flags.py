@@ -28,6 +28,14 @@ def test_apply_threads_after_tensorflow_started_warns_and_keeps_setting(capsys):
     assert f"--threads {before + 3} not applied" in capsys.readouterr().err
 
 
+def test_apply_threads_default_after_tensorflow_started_is_silent(capsys):
+    tf.constant(1.0) + 1.0
+    before = tf.config.threading.get_intra_op_parallelism_threads()
+    apply_threads(before + 3, explicit=False)
+    assert tf.config.threading.get_intra_op_parallelism_threads() == before
+    assert capsys.readouterr().err == ""
+
+
 def test_apply_threads_zero_leaves_tensorflow_default(capsys):
     before = tf.config.threading.get_intra_op_parallelism_threads()
     apply_threads(0)

@@ -35,8 +35,9 @@ LATENT_KERNEL_SIZE = 3         # encoder's final convolution to the latent
 
 
 
-def _check_weight_norm(weight_norm):
-    _check_bool("weight_norm", weight_norm)
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
 def _add_kernel(layer, shape, norm_axes):
@@ -63,11 +64,6 @@ def _effective_kernel(layer, norm_axes, dtype):
         kernel = tf.reshape(layer.kernel_scale, shape) * tf.math.l2_normalize(kernel,
                                                                               axis=norm_axes)
     return tf.cast(kernel, dtype)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
 def _strides_tuple(strides):
@@ -112,7 +108,7 @@ class StreamingConv1D(keras.layers.Layer):
                              f"dilation_rate={dilation_rate}, strides={strides}")
         if kernel_size < strides:
             raise ValueError(f"kernel_size ({kernel_size}) must be >= strides ({strides})")
-        _check_weight_norm(weight_norm)
+        _check_bool("weight_norm", weight_norm)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -137,9 +133,9 @@ class StreamingConv1D(keras.layers.Layer):
         """One chunk ``(batch, time, in_channels)`` (time a multiple of ``strides``) ->
         ``(outputs (batch, time // strides, filters), new_state)``."""
         padded = tf.concat([tf.cast(state, inputs.dtype), inputs], axis=1)
-        outputs = tf.nn.convolution(padded, _effective_kernel(self, self.NORM_AXES, inputs.dtype),
-                                    strides=self.strides, dilations=self.dilation_rate,
-                                    padding="VALID")
+        kernel = _effective_kernel(self, self.NORM_AXES, inputs.dtype)
+        outputs = tf.nn.convolution(padded, kernel, strides=self.strides,
+                                    dilations=self.dilation_rate, padding="VALID")
         outputs = outputs + tf.cast(self.bias, inputs.dtype)
         new_state = padded[:, tf.shape(padded)[1] - self.left_context:]
         return outputs, new_state
@@ -183,7 +179,7 @@ class StreamingConvTranspose1D(keras.layers.Layer):
             check_positive_int(name, value)
         if kernel_size < strides:
             raise ValueError(f"kernel_size ({kernel_size}) must be >= strides ({strides})")
-        _check_weight_norm(weight_norm)
+        _check_bool("weight_norm", weight_norm)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -251,7 +247,7 @@ class ResidualUnit(keras.layers.Layer):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
         check_positive_int("dilation_rate", dilation_rate)
-        _check_weight_norm(weight_norm)
+        _check_bool("weight_norm", weight_norm)
         _check_bool("zero_init_residual", zero_init_residual)
         self.channels = channels
         self.dilation_rate = dilation_rate
@@ -318,7 +314,7 @@ class SeanetEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
         check_positive_int("latent_dim", latent_dim)
-        _check_weight_norm(weight_norm)
+        _check_bool("weight_norm", weight_norm)
         _check_bool("zero_init_residual", zero_init_residual)
         self.channels = channels
         self.strides = _strides_tuple(strides)
@@ -418,7 +414,7 @@ class SeanetDecoder(keras.layers.Layer):
                  zero_init_residual=False, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
-        _check_weight_norm(weight_norm)
+        _check_bool("weight_norm", weight_norm)
         _check_bool("zero_init_residual", zero_init_residual)
         self.channels = channels
         self.strides = _strides_tuple(strides)

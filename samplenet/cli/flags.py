@@ -43,12 +43,11 @@ def define_ckpt_flag(flag_values, what="a run directory (its best, else latest c
     flags.mark_flag_as_required("ckpt", flag_values=flag_values)
 
 
-def define_threads_flag(flag_values, default):
-    """The ``--threads`` flag: TensorFlow's intra- and inter-op threads (0 = one per core)."""
-    flags.DEFINE_integer("threads", default, "TensorFlow threads (0 = one per core). One thread "
-                         "is faster for generation here: a generation step is a chain of small "
-                         "operations, which a second thread slows by synchronising (see "
-                         "benchmarks/README.md)", lower_bound=0, flag_values=flag_values)
+def define_threads_flag(flag_values, what):
+    """The ``--threads`` flag: TensorFlow's intra- and inter-op threads (0 = one per core;
+    default None: the program chooses, as ``what`` says)."""
+    flags.DEFINE_integer("threads", None, f"TensorFlow threads (0 = one per core; default: "
+                         f"{what})", lower_bound=0, flag_values=flag_values)
 
 
 def apply_threads(threads, explicit=True):

@@ -18,7 +18,6 @@ from samplenet.cli.flags import apply_threads, define_ckpt_flag, define_threads_
     report_errors, run_app
 
 FLAGS = flags.FLAGS
-GENERATION_THREADS = 1  # fastest for every measured model and batch (benchmarks/README.md)
 
 
 def define_flags(flag_values=FLAGS):
@@ -42,7 +41,18 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_boolean("plot", False, "also draw sample_<i>.png: each sequence's waveform and "
                          "log-mel spectrogram beside a training example (needs matplotlib)",
                          flag_values=flag_values)
-    define_threads_flag(flag_values, default=GENERATION_THREADS)
+    define_threads_flag(flag_values, "1 for one sequence, else one per core: a batch-1 "
+                        "generation step is a chain of small operations that a second thread "
+                        "slows (benchmarks/README.md)")
+
+
+def generation_threads(threads, num_seqs):
+    """TensorFlow threads for generating ``num_seqs`` sequences: ``threads`` if given, else 1
+    for a single sequence (1.1-2x faster than two threads at batch 1, every measured model)
+    and 0 (one per core) for several (SampleRNN at batch 8-32 is faster on two)."""
+    if threads is not None:
+        return threads
+    return 1 if num_seqs == 1 else 0
 
 
 def _number_list(name, text, kind, count):
@@ -92,7 +102,8 @@ def _training_source(config, sample_rate):
 @report_errors
 def main(argv):
     temperature, condition = generation_settings()
-    apply_threads(FLAGS.threads, explicit=FLAGS['threads'].present)
+    apply_threads(generation_threads(FLAGS.threads, FLAGS.num_seqs),
+                  explicit=FLAGS["threads"].present)
     if FLAGS.plot:
         plots.require_matplotlib()  # fail before generating, not after
     run, folder, config = loading.locate(FLAGS.ckpt)

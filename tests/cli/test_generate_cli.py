@@ -27,3 +27,10 @@ def test_generation_settings_temperature_list_gives_one_per_sequence():
 def test_generation_settings_bad_value_raises_naming_flag(argv, word):
     with pytest.raises(ValueError, match=word):
         _settings(*argv)
+
+
+@pytest.mark.parametrize("threads, num_seqs, expected", [
+    (None, 1, 1), (None, 4, 0), (2, 1, 2), (0, 1, 0), (1, 8, 1)])
+def test_generation_threads_one_for_a_single_sequence_unless_given(threads, num_seqs,
+                                                                   expected):
+    assert generate_cli.generation_threads(threads, num_seqs) == expected

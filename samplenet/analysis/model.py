@@ -20,7 +20,8 @@ Definitions (one function per family computes them from the built model's config
   (unbounded receptive field, reported as None); its ``frame_context`` is the top frame size,
   the samples the top tier reads at once, and the measured span is that of the first output
   of a subsequence from the initial state (which sees exactly the top frame before it). For
-  the codec it is the encoder's: the audio one code frame depends on.
+  the codec it is the encoder's: the audio one code frame depends on (measured on a fresh
+  encoder of the same configuration whose residual branches do not start at zero).
 - FLOPs per sample: 2 x the multiply-adds of the matmuls and convolutions (embedding and
   table lookups, nonlinearities, norms and losses are not counted).
   ``generation``: per generated sample. WaveNet with its per-layer caches runs every layer
@@ -267,7 +268,12 @@ def soundstream_figures(model):
     length = (-(-receptive // hop) + 1) * hop
 
     def measure():
-        return _measured_span(model.encoder, length, position=length // hop - 1)
+        # The architecture's span, on a fresh encoder of the same configuration with every
+        # residual branch live: zero-initialised branches (``zero_init_residual``) pass no
+        # gradient to their inputs until trained.
+        encoder = type(model.encoder).from_config({**model.encoder.get_config(),
+                                                   "zero_init_residual": False})
+        return _measured_span(encoder, length, position=length // hop - 1)
 
     return FamilyFigures(
         depth=len(encoding) + len(decoding),

@@ -13,6 +13,12 @@ def check_int(name, value, minimum):
     return value
 
 
+def check_bool(name, value):
+    """``ValueError`` naming ``name`` and the value received unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 def check_positive_int(name, value):
     """``check_int(name, value, 1)``."""
     return check_int(name, value, 1)

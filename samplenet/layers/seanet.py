@@ -27,17 +27,12 @@ import math
 
 import keras
 import tensorflow as tf
-from samplenet.validation import check_positive_int
+from samplenet.validation import check_bool, check_positive_int
 
 DILATIONS = (1, 3, 9)          # dilations of the three residual units of a block
 KERNEL_SIZE = 7                # first and last convolutions, and residual units
 LATENT_KERNEL_SIZE = 3         # encoder's final convolution to the latent
 
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
 def _add_kernel(layer, shape, norm_axes):
@@ -108,7 +103,7 @@ class StreamingConv1D(keras.layers.Layer):
                              f"dilation_rate={dilation_rate}, strides={strides}")
         if kernel_size < strides:
             raise ValueError(f"kernel_size ({kernel_size}) must be >= strides ({strides})")
-        _check_bool("weight_norm", weight_norm)
+        check_bool("weight_norm", weight_norm)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -179,7 +174,7 @@ class StreamingConvTranspose1D(keras.layers.Layer):
             check_positive_int(name, value)
         if kernel_size < strides:
             raise ValueError(f"kernel_size ({kernel_size}) must be >= strides ({strides})")
-        _check_bool("weight_norm", weight_norm)
+        check_bool("weight_norm", weight_norm)
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
@@ -247,8 +242,8 @@ class ResidualUnit(keras.layers.Layer):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
         check_positive_int("dilation_rate", dilation_rate)
-        _check_bool("weight_norm", weight_norm)
-        _check_bool("zero_init_residual", zero_init_residual)
+        check_bool("weight_norm", weight_norm)
+        check_bool("zero_init_residual", zero_init_residual)
         self.channels = channels
         self.dilation_rate = dilation_rate
         self.weight_norm = weight_norm
@@ -314,8 +309,8 @@ class SeanetEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
         check_positive_int("latent_dim", latent_dim)
-        _check_bool("weight_norm", weight_norm)
-        _check_bool("zero_init_residual", zero_init_residual)
+        check_bool("weight_norm", weight_norm)
+        check_bool("zero_init_residual", zero_init_residual)
         self.channels = channels
         self.strides = _strides_tuple(strides)
         self.latent_dim = latent_dim
@@ -414,8 +409,8 @@ class SeanetDecoder(keras.layers.Layer):
                  zero_init_residual=False, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("channels", channels)
-        _check_bool("weight_norm", weight_norm)
-        _check_bool("zero_init_residual", zero_init_residual)
+        check_bool("weight_norm", weight_norm)
+        check_bool("zero_init_residual", zero_init_residual)
         self.channels = channels
         self.strides = _strides_tuple(strides)
         self.weight_norm = weight_norm

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from samplenet.validation import check_bool
+
 FAMILIES = {}
 
 # Modules that register families when imported (kept here so build_model finds every family).
@@ -150,8 +152,7 @@ def _check_type(key, value, default):
     if default is None or value is None:
         return value
     if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"{key} must be true or false, got {value!r}")
+        check_bool(key, value)
     elif isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{key} must be an integer, got {value!r}")

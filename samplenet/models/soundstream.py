@@ -10,7 +10,7 @@ from samplenet.layers.stft_discriminator import DISCRIMINATOR_WINDOWS, MultiScal
 from samplenet.models.base import AudioModel, replica_share
 from samplenet.models.registry import register_family
 from samplenet.training import codec_losses, codec_metrics
-from samplenet.validation import check_positive_int
+from samplenet.validation import check_bool, check_positive_int
 
 
 
@@ -142,8 +142,7 @@ class SoundStream(AudioModel):
             _non_negative(name, value)
         for name, value in (("adversarial", adversarial), ("weight_norm", weight_norm),
                             ("zero_init_residual", zero_init_residual)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false, got {value!r}")
+            check_bool(name, value)
         if isinstance(discriminator_learning_rate, bool) or not isinstance(
                 discriminator_learning_rate, (int, float)) or not discriminator_learning_rate > 0:
             raise ValueError(f"discriminator_learning_rate must be > 0, got "

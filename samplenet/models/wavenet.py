@@ -28,7 +28,7 @@ from samplenet.models.registry import register_family
 from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
                                     sample_logits, step_seed)
 from samplenet.training.losses import masked_accuracy, masked_cross_entropy
-from samplenet.validation import check_int, check_positive_int
+from samplenet.validation import check_bool, check_int, check_positive_int
 
 
 def stacked_dilations(num_stacks, num_layers):
@@ -90,8 +90,7 @@ class WaveNet(CategoricalAutoregressive):
             check_positive_int(name, value)
         check_int("num_classes", num_classes, 0)
         check_int("local_condition_channels", local_condition_channels, 0)
-        if not isinstance(embed_inputs, bool):
-            raise ValueError(f"embed_inputs must be true or false, got {embed_inputs!r}")
+        check_bool("embed_inputs", embed_inputs)
 
         self.dilations = None if dilations is None else list(resolved)
         self.num_stacks = num_stacks

@@ -339,6 +339,9 @@ def bench_gen(spec, settings, sets):
 
 
 def bench_train(spec, settings, sets):
+    """Training targets/s in windows of whole steps timed inside one ``fit`` (the end of a
+    ``fit`` call is not part of training: before session 4 each window was its own ``fit``, and
+    tf.data's autotuner held every return back for seconds)."""
     import numpy as np
     import tensorflow as tf
     from samplenet import data
@@ -346,18 +349,12 @@ def bench_train(spec, settings, sets):
     batch = next(iter(data.training_dataset(model, source_for(model, config), "train",
                                             batch_size=spec["batch"], **config["data"])))
     targets = float(np.sum(batch["mask"])) if "mask" in batch else int(np.size(batch["audio"]))
-    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    dataset = tf.data.Dataset.from_tensors(batch).repeat().with_options(data.pipeline_options())
     compiled(model, config)
-
-    def fit(steps):
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-        return steps * targets
-
-    fit(1)  # compiles the train step
-    start = time.perf_counter()
-    fit(1)
-    steps = max(1, int(settings.seconds / (time.perf_counter() - start)))
-    values = [timed_rate(lambda: fit(steps), settings.seconds) for _ in range(settings.repeats)]
+    model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)  # compiles the train step
+    timer = step_windows(settings.seconds, settings.repeats)
+    model.fit(dataset, epochs=1, steps_per_epoch=10 ** 9, callbacks=[timer], verbose=0)
+    values = [steps * targets / elapsed for steps, elapsed in timer.windows]
     return {"figures": [figure("training", "targets/s", values,
                                flops_per_sample(model, "training"))]}
 
@@ -388,30 +385,45 @@ def bench_codec(spec, settings, sets):
     return {"figures": figures}
 
 
+def step_windows(seconds, windows):
+    """A Keras callback timing ``windows`` consecutive windows of whole training steps, each at
+    least ``seconds`` long, from the end of the ``fit``'s first step (which may compile); then
+    it stops training. Its ``windows`` lists ``(steps, elapsed seconds)`` per window."""
+    import keras
+
+    class StepWindows(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.windows, self._start, self._steps = [], None, 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.perf_counter()
+            if self._start is not None:
+                self._steps += 1
+                if now - self._start < seconds:
+                    return
+                self.windows.append((self._steps, now - self._start))
+                self._steps = 0
+            self._start = now
+            if len(self.windows) == windows:
+                self.model.stop_training = True
+
+    return StepWindows()
+
+
 def train_for_budget(model, config, source, seconds):
     """``model.fit`` on the train split for ``seconds`` after the first (compiling) step;
     returns the number of steps taken."""
-    import keras
     from samplenet import data
 
-    class Budget(keras.callbacks.Callback):
-        start, steps = None, 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
-            if self.start is None:
-                self.start = time.perf_counter()
-            elif time.perf_counter() - self.start >= seconds:
-                self.model.stop_training = True
-
-    budget = Budget()
+    budget = step_windows(seconds, 1)
     train = config["train"]
     compiled(model, config).fit(
         data.training_dataset(model, source, "train", batch_size=train["batch_size"],
                               seed=train["seed"], **config["data"]),
         epochs=1, steps_per_epoch=10 ** 9, callbacks=[budget, *model.training_callbacks()],
         verbose=0)
-    return budget.steps
+    return 1 + budget.windows[0][0]
 
 
 def bench_quality(spec, settings, sets):

@@ -5,8 +5,18 @@ Public API: ``build_model(preset_or_family, **overrides)``, ``load_model(run_dir
 modules ``audio``, ``quantization``, ``data``, ``analysis``.
 """
 import importlib
+import os
 
-from samplenet.models.registry import build_model, preset_names
+# TensorFlow's default CPU allocator returns every freed tensor larger than glibc's mmap
+# threshold (at most 32 MB) to the operating system, so each training step page-faults its large
+# activations in again: the peers' SampleRNN at batch 32 took 1.5 M page faults and 6-10 s of
+# kernel time per step (benchmarks/README.md, session 4). The BFC allocator keeps and reuses that
+# memory. TensorFlow reads the variable when it creates its CPU device (at the first operation),
+# so it takes effect when samplenet is imported before any TensorFlow operation runs;
+# ``TF_CPU_ALLOCATOR_USE_BFC=false`` in the environment keeps TensorFlow's default.
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
+from samplenet.models.registry import build_model, preset_names  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["build_model", "load_model", "preset_names", "audio", "quantization", "data",

@@ -1,15 +1,16 @@
 """Training data: sources (folders of audio files, built-in generators) and tf.data pipelines.
 
 ``from_spec(spec)`` makes a source from a ``--data`` spec; the pipeline functions
-(``training_dataset`` and the three it dispatches to) live in ``samplenet.data.pipelines`` and
-are imported on first use.
+(``training_dataset`` and the three it dispatches to, and ``pipeline_options``) live in
+``samplenet.data.pipelines`` and are imported on first use.
 """
 import importlib
 
 from samplenet.data.sources import SPLITS, Example, Source, from_spec
 
 _PIPELINE_FUNCTIONS = frozenset(
-    {"tbptt_dataset", "windows_dataset", "segments_dataset", "training_dataset"})
+    {"tbptt_dataset", "windows_dataset", "segments_dataset", "training_dataset",
+     "pipeline_options"})
 
 __all__ = ["SPLITS", "Example", "Source", "from_spec", *sorted(_PIPELINE_FUNCTIONS)]
 

@@ -18,7 +18,7 @@ Loading, shared by all pipelines:
 Quantization (``samplenet.quantization.encode_tf``) and spectral features run inside the graph.
 Randomness is stateless, keyed on ``seed`` and an element or epoch index, so a pipeline yields
 the same elements for the same seed whatever the global random state. Every pipeline ends with
-``prefetch(AUTOTUNE)`` and deterministic options; with ``repeat=True`` it is infinite and its
+``prefetch(AUTOTUNE)`` and ``pipeline_options()``; with ``repeat=True`` it is infinite and its
 batches are full (``drop_remainder=True``).
 
 ``batch_size`` is always the global batch; with ``input_context`` each pipeline batches
@@ -172,7 +172,7 @@ def _decode(source, examples):
             return np.zeros(0, np.float32)
         return audio
 
-    loaded = tf.data.Dataset.range(len(examples)).map(
+    loaded = tf.data.Dataset.range(len(examples)).with_options(pipeline_options()).map(
         lambda i: tf.numpy_function(load, [i], tf.float32),
         num_parallel_calls=AUTOTUNE, deterministic=True)
     return list(loaded.as_numpy_iterator())
@@ -198,10 +198,24 @@ def _load_store(source, split, input_context):
                   keys=tuple(example.key for example, _ in kept))
 
 
-def _finish(dataset):
+def pipeline_options():
+    """Options of every pipeline: deterministic order, and tf.data's autotuning model off.
+
+    With the autotuner on, deleting an iterator (the end of every ``fit`` and ``evaluate``)
+    waits for the autotuner's next wake-up, whose period doubles from 10 ms to 60 s: measured
+    here, a one-step ``fit`` of the peers' SampleRNN returned 6-9 s after its last batch, always
+    at 20.5 s after it started (10 + 20 + ... + 10,240 ms). Without it ``AUTOTUNE`` takes
+    tf.data's static choices (parallel maps on every core, a self-sizing prefetch buffer),
+    enough for these in-memory pipelines.
+    """
     options = tf.data.Options()
     options.deterministic = True
-    return dataset.with_options(options).prefetch(AUTOTUNE)
+    options.autotune.enabled = False
+    return options
+
+
+def _finish(dataset):
+    return dataset.with_options(pipeline_options()).prefetch(AUTOTUNE)
 
 
 # --------------------------------------------------------------------------- TBPTT

@@ -439,3 +439,12 @@ def test_tbptt_dataset_pipeline_feeding_two_replicas_keeps_lanes_per_replica():
         for examples in _lane_examples(elements[replica::2], overlap=4):
             found += [tuple(t) for t in (_check_example(s, 4, 8) for s in examples) if len(t)]
     assert sorted(found) == sorted(_expected_examples(source, lengths, 50))
+
+
+@pytest.mark.parametrize("kind", ["tbptt", "windows", "segments"])
+def test_pipelines_run_without_the_autotuning_model(kind):
+    """With tf.data's autotuner on, the end of every fit/evaluate waits for its next wake-up
+    (seconds; see ``pipelines.pipeline_options``)."""
+    options = _make_pipeline(kind, FakeSource([30, 45, 12]), 0).options()
+    assert options.autotune.enabled is False
+    assert options.deterministic is True

@@ -24,9 +24,11 @@ RNN_TYPES = frozenset({"gru", "lstm"})
 GATES = {"gru": 3, "lstm": 4}
 
 
-def _gru_cell(x_proj, h, recurrent_kernel, recurrent_bias):
-    """One GRU step: ``(new_h, saved)``; ``saved`` = ``(z, r, candidate, h_c)``, each
-    ``(batch, units)``, what the backward step needs besides the previous state."""
+def _gru_cell(x_proj, state, recurrent_kernel, recurrent_bias):
+    """One GRU step from ``state`` = ``(h,)``: ``((new_h,), saved)``; ``saved`` = ``(z, r,
+    candidate, h_c)``, each ``(batch, units)``, what the backward step needs besides the
+    previous state."""
+    (h,) = state
     h_proj = tf.matmul(h, recurrent_kernel) + recurrent_bias
     x_z, x_r, x_c = tf.split(x_proj, 3, axis=-1)
     h_z, h_r, h_c = tf.split(h_proj, 3, axis=-1)
@@ -34,21 +36,22 @@ def _gru_cell(x_proj, h, recurrent_kernel, recurrent_bias):
     r = tf.sigmoid(x_r + h_r)
     candidate = tf.tanh(x_c + r * h_c)
     new_h = z * h + (1.0 - z) * candidate
-    return new_h, (z, r, candidate, h_c)
+    return (new_h,), (z, r, candidate, h_c)
 
 
-def _gru_cell_backward(d_h, h, saved):
-    """Gradients of one GRU step from ``d_h`` ``(batch, units)`` (all gradient reaching the new
-    state): ``(d_x_proj, d_h_proj, d_h_direct)``, the input- and recurrent-projection gradients
-    ``(batch, 3 * units)`` and the part of the previous state's gradient that bypasses the
-    recurrent product."""
+def _gru_cell_backward(d_state, previous, saved):
+    """Gradients of one GRU step from ``d_state`` = ``(d_h,)``, all gradient reaching its new
+    state: ``(d_x_proj, d_h_proj, d_previous_direct)``, the input- and recurrent-projection
+    gradients ``(batch, 3 * units)`` and the part of the previous state's gradient that
+    bypasses the recurrent product, ``(d_h_previous,)``."""
+    (d_h,), (h,) = d_state, previous
     z, r, candidate, h_c = saved
     d_pre_c = d_h * (1.0 - z) * (1.0 - tf.square(candidate))
     d_pre_z = d_h * (h - candidate) * z * (1.0 - z)
     d_pre_r = d_pre_c * h_c * r * (1.0 - r)
     d_x_proj = tf.concat([d_pre_z, d_pre_r, d_pre_c], axis=-1)
     d_h_proj = tf.concat([d_pre_z, d_pre_r, d_pre_c * r], axis=-1)
-    return d_x_proj, d_h_proj, d_h * z
+    return d_x_proj, d_h_proj, (d_h * z,)
 
 
 def _lstm_cell(x_proj, state, recurrent_kernel, recurrent_bias):
@@ -63,14 +66,20 @@ def _lstm_cell(x_proj, state, recurrent_kernel, recurrent_bias):
     return (o * tanh_c, c), (i, f, g, o, tanh_c)
 
 
-def _lstm_cell_backward(d_h, d_c, c_prev, saved):
-    """Gradients of one LSTM step from ``d_h`` and ``d_c`` reaching its new state: ``(d_gates
-    (batch, 4 * units), d_c_prev)`` (the gates' gradient serves both projections)."""
+def _lstm_cell_backward(d_state, previous, saved):
+    """Gradients of one LSTM step, as ``_gru_cell_backward`` (``d_state`` = ``(d_h, d_c)``,
+    ``previous`` = ``(h, c)``); the gates' gradient serves both projections, and only the cell
+    state's gradient bypasses the recurrent product."""
+    (d_h, d_c), (_, c_previous) = d_state, previous
     i, f, g, o, tanh_c = saved
     d_c = d_c + d_h * o * (1.0 - tf.square(tanh_c))
-    d_gates = tf.concat([d_c * g * i * (1.0 - i), d_c * c_prev * f * (1.0 - f),
+    d_gates = tf.concat([d_c * g * i * (1.0 - i), d_c * c_previous * f * (1.0 - f),
                          d_c * i * (1.0 - tf.square(g)), d_h * tanh_c * o * (1.0 - o)], axis=-1)
-    return d_gates, d_c * f
+    return d_gates, d_gates, (tf.zeros_like(d_h), d_c * f)
+
+
+# rnn_type -> (cell, its backward, number of tensors the cell saves for the backward)
+CELLS = {"gru": (_gru_cell, _gru_cell_backward, 4), "lstm": (_lstm_cell, _lstm_cell_backward, 5)}
 
 
 def gru_step(x_proj, state, recurrent_kernel, recurrent_bias):
@@ -83,7 +92,7 @@ def gru_step(x_proj, state, recurrent_kernel, recurrent_bias):
     Returns:
       ``(output, new_state)``, both ``(batch, units)`` (the same tensor for a GRU).
     """
-    new_h, _ = _gru_cell(x_proj, state, recurrent_kernel, recurrent_bias)
+    (new_h,), _ = _gru_cell(x_proj, (state,), recurrent_kernel, recurrent_bias)
     return new_h, new_h
 
 
@@ -117,81 +126,54 @@ def _or_zeros(gradient, like):
     return tf.zeros_like(like) if gradient is None else gradient
 
 
-def _gru_sequence(x_proj, h0, recurrent_kernel, recurrent_bias):
-    """Time-major GRU: ``x_proj`` ``(time, batch, 3 * units)``, ``h0`` ``(batch, units)`` ->
-    ``(outputs (time, batch, units), final h)``, with the written-out gradient."""
+def _sequence(rnn_type, x_proj, initial, recurrent_kernel, recurrent_bias):
+    """Time-major GRU or LSTM with the written-out gradient: ``x_proj`` ``(time, batch, gates *
+    units)``, ``initial`` a tuple of ``(batch, units)`` state tensors (``h`` first) ->
+    ``(outputs (time, batch, units), *final state tensors)``."""
+    cell, cell_backward, num_saved = CELLS[rnn_type]
+    size = len(initial)
 
     @tf.custom_gradient
-    def sequence(x_proj, h0, kernel, bias):
+    def sequence(x_proj, kernel, bias, *initial):
         def step(carry, x_t):
-            new_h, saved = _gru_cell(x_t, carry[0], kernel, bias)
-            return (new_h, *saved)
+            state, saved = cell(x_t, carry[:size], kernel, bias)
+            return (*state, *saved)
 
-        zeros = tf.zeros_like(h0)
-        outputs, *saved = tf.scan(step, x_proj, initializer=(h0, zeros, zeros, zeros, zeros))
-        previous = tf.concat([h0[None], outputs[:-1]], axis=0)
+        zeros = tf.zeros_like(initial[0])
+        results = tf.scan(step, x_proj, initializer=(*initial, *[zeros] * num_saved))
+        states, saved = results[:size], results[size:]
+        previous = [tf.concat([first[None], over_time[:-1]], axis=0)
+                    for first, over_time in zip(initial, states)]
 
-        def grad(d_outputs, d_final):
-            d_outputs = _or_zeros(d_outputs, outputs)
-            d_outputs = tf.tensor_scatter_nd_add(d_outputs, [[tf.shape(outputs)[0] - 1]],
-                                                 _or_zeros(d_final, h0)[None])
-
-            def back(carry, inputs):
-                d_h_out, h, *step_saved = inputs
-                d_x, d_h_proj, d_direct = _gru_cell_backward(carry[0] + d_h_out, h, step_saved)
-                d_previous = d_direct + tf.matmul(d_h_proj, kernel_t)
-                return d_previous, d_x, d_h_proj
-
+        def grad(d_outputs, *d_finals):
+            # The gradient reaching each state tensor at every step: the outputs' (h only)
+            # plus, at the last step, the final state's.
+            last = [[tf.shape(x_proj)[0] - 1]]
+            d_states = [tf.tensor_scatter_nd_add(_or_zeros(d_over_time, over_time), last,
+                                                 _or_zeros(d_final, first)[None])
+                        for d_over_time, d_final, over_time, first
+                        in zip([d_outputs] + [None] * (size - 1), d_finals, states, initial)]
             kernel_t = tf.transpose(kernel)  # once: a transposed product per step is slow here
-            gate_zeros = tf.zeros_like(x_proj[0])
-            d_previous, d_x, d_h_proj = tf.scan(
-                back, (d_outputs, previous, *saved), reverse=True,
-                initializer=(tf.zeros_like(h0), gate_zeros, gate_zeros))
-            return (d_x, d_previous[0], *_kernel_gradients(previous, d_h_proj))
-
-        return (outputs, outputs[-1]), grad
-
-    return sequence(x_proj, h0, recurrent_kernel, recurrent_bias)
-
-
-def _lstm_sequence(x_proj, state, recurrent_kernel, recurrent_bias):
-    """Time-major LSTM: ``x_proj`` ``(time, batch, 4 * units)``, ``state`` ``(h0, c0)`` ->
-    ``(outputs (time, batch, units), (final h, final c))``, with the written-out gradient."""
-
-    @tf.custom_gradient
-    def sequence(x_proj, h0, c0, kernel, bias):
-        def step(carry, x_t):
-            (h, c), saved = _lstm_cell(x_t, carry[:2], kernel, bias)
-            return (h, c, *saved)
-
-        zeros = tf.zeros_like(h0)
-        outputs, cells, *saved = tf.scan(step, x_proj, initializer=(h0, c0) + (zeros,) * 5)
-        previous_h = tf.concat([h0[None], outputs[:-1]], axis=0)
-        previous_c = tf.concat([c0[None], cells[:-1]], axis=0)
-
-        def grad(d_outputs, d_final_h, d_final_c):
-            last = [[tf.shape(outputs)[0] - 1]]
-            d_outputs = tf.tensor_scatter_nd_add(_or_zeros(d_outputs, outputs), last,
-                                                 _or_zeros(d_final_h, h0)[None])
-            d_cells = tf.tensor_scatter_nd_add(tf.zeros_like(cells), last,
-                                               _or_zeros(d_final_c, c0)[None])
 
             def back(carry, inputs):
-                d_h_next, d_c_next, _ = carry
-                d_h_out, d_c_out, c_prev, *step_saved = inputs
-                d_gates, d_c_prev = _lstm_cell_backward(d_h_next + d_h_out, d_c_next + d_c_out,
-                                                        c_prev, step_saved)
-                return tf.matmul(d_gates, kernel_t), d_c_prev, d_gates
+                d_here, step_previous = inputs[:size], inputs[size:2 * size]
+                d_state = [next_step + here for next_step, here in zip(carry[:size], d_here)]
+                d_x, d_h_proj, d_direct = cell_backward(d_state, step_previous,
+                                                        inputs[2 * size:])
+                d_previous_h = d_direct[0] + tf.matmul(d_h_proj, kernel_t)
+                return (d_previous_h, *d_direct[1:], d_x, d_h_proj)
 
-            kernel_t = tf.transpose(kernel)
-            d_h0, d_c0, d_gates = tf.scan(
-                back, (d_outputs, d_cells, previous_c, *saved), reverse=True,
-                initializer=(tf.zeros_like(h0), tf.zeros_like(c0), tf.zeros_like(x_proj[0])))
-            return (d_gates, d_h0[0], d_c0[0], *_kernel_gradients(previous_h, d_gates))
+            gate_zeros = tf.zeros_like(x_proj[0])
+            results = tf.scan(back, (*d_states, *previous, *saved), reverse=True,
+                              initializer=(*[tf.zeros_like(first) for first in initial],
+                                           gate_zeros, gate_zeros))
+            d_x, d_h_proj = results[size:]
+            return (d_x, *_kernel_gradients(previous[0], d_h_proj),
+                    *[d_previous[0] for d_previous in results[:size]])
 
-        return (outputs, outputs[-1], cells[-1]), grad
+        return (states[0], *[over_time[-1] for over_time in states]), grad
 
-    return sequence(x_proj, state[0], state[1], recurrent_kernel, recurrent_bias)
+    return sequence(x_proj, recurrent_kernel, recurrent_bias, *initial)
 
 
 def run_sequence(rnn_type, x_proj, initial_state, recurrent_kernel, recurrent_bias):
@@ -209,9 +191,7 @@ def run_sequence(rnn_type, x_proj, initial_state, recurrent_kernel, recurrent_bi
     kernel = tf.cast(recurrent_kernel, x_proj.dtype)
     bias = tf.cast(recurrent_bias, x_proj.dtype)
     time_major = tf.transpose(x_proj, [1, 0, 2])
-    if rnn_type == "lstm":
-        outputs, final_h, final_c = _lstm_sequence(time_major, initial_state, kernel, bias)
-        final_state = (final_h, final_c)
-    else:
-        outputs, final_state = _gru_sequence(time_major, initial_state, kernel, bias)
+    initial = tuple(initial_state) if rnn_type == "lstm" else (initial_state,)
+    outputs, *final = _sequence(rnn_type, time_major, initial, kernel, bias)
+    final_state = tuple(final) if rnn_type == "lstm" else final[0]
     return tf.transpose(outputs, [1, 0, 2]), final_state

@@ -15,6 +15,13 @@ import os
 # so it takes effect when samplenet is imported before any TensorFlow operation runs;
 # ``TF_CPU_ALLOCATOR_USE_BFC=false`` in the environment keeps TensorFlow's default.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+# TensorFlow's C++ INFO and WARNING lines (XLA service notes, device placement, start-up notes)
+# are not for samplenet's users; ``TF_CPP_MIN_LOG_LEVEL=0`` in the environment shows them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from samplenet.tensorflow_start import import_tensorflow  # noqa: E402
+
+import_tensorflow()  # before anything else imports it: see samplenet.tensorflow_start
 
 from samplenet.models.registry import build_model, preset_names  # noqa: E402
 

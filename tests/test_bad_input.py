@@ -24,7 +24,7 @@ from samplenet.data import from_spec, pipelines
 from samplenet.models import registry
 from samplenet.testing.toy_model import toy_config
 from samplenet.training import checkpoints, trainer
-from tests.cli.test_train_cli import assert_one_line_error, run_cli
+from tests.cli.test_train_cli import assert_one_line_error, error_lines, run_cli
 from tests.programs import assert_error
 
 RATE = 4000  # the toy model's sample rate
@@ -493,3 +493,5 @@ def test_console_train_on_folder_with_bad_files_lists_them(tmp_path):
     assert "Traceback" not in result.stderr and "finished" in result.stdout
     assert re.search(r"notes\.wav: not a readable audio file", result.stderr), result.stderr
     assert re.search(r"c\.wav: [^\n]*NaN", result.stderr), result.stderr
+    # Nothing but samplenet's own lines: warnings, progress on stdout, no library notes.
+    assert all(line.startswith("warning: ") for line in error_lines(result.stderr)), result.stderr

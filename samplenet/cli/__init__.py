@@ -4,6 +4,3 @@ Each module defines its flags in ``define_flags()`` and runs with ``run()``; the
 done by the library (``samplenet.training``, ``samplenet.loading``). Errors the user can fix are
 printed as one ``error: ...`` line on stderr with a non-zero exit code.
 """
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported

@@ -4,7 +4,6 @@ Writes a TensorFlow SavedModel (usable with TensorFlow alone) and ``DIR/samplene
 ``samplenet.export`` for the signatures.
 """
 from absl import flags
-from absl import logging as absl_logging
 
 from samplenet import export as export_lib
 from samplenet import loading
@@ -23,7 +22,6 @@ def define_flags(flag_values=FLAGS):
 
 @report_errors
 def main(argv):
-    absl_logging.set_verbosity(absl_logging.WARNING)  # TensorFlow's per-file saving notes
     export_lib.check_out_dir(FLAGS.out)  # fail before loading anything
     _, folder, config = loading.locate(FLAGS.ckpt)
     model = loading.model_from_checkpoint(folder, config)

@@ -5,6 +5,12 @@ import logging
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
+
+# Log records of samplenet's own modules are shown in programs as "warning: ..." lines (INFO:
+# the message alone); other libraries' records below WARNING (TensorFlow's notes on checkpoint
+# sharding, ...) are not.
+_PROGRAM_LOGGER = "samplenet"
 
 
 def report_errors(main):
@@ -25,15 +31,43 @@ def report_errors(main):
     return wrapper
 
 
+class _PlainFormatter(logging.Formatter):
+    """``message`` for INFO records, ``level: message`` (lower case) above."""
+
+    def format(self, record):
+        message = record.getMessage()
+        if record.levelno <= logging.INFO:
+            return message
+        return f"{record.levelname.lower()}: {message}"
+
+
+def configure_program_logging():
+    """Show samplenet's log records as plain lines on stderr (see ``_PlainFormatter``) and hide
+    every other library's records below WARNING. Called by ``run_app`` once absl has parsed the
+    flags (absl sets its own verbosity then)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PlainFormatter())
+    logger = logging.getLogger(_PROGRAM_LOGGER)
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # not again through absl's handler on the root logger
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
 def run_app(main, define_flags):
     """Define the program's flags on ``absl.flags.FLAGS`` (listed by ``--help`` as the main
-    program's) and run ``main`` with absl."""
+    program's) and run ``main`` with absl, with ``configure_program_logging``."""
     before = set(flags.FLAGS)
     define_flags()
     for name in sorted(set(flags.FLAGS) - before):
         flags.FLAGS.register_flag_by_module(sys.argv[0], flags.FLAGS[name])
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # TF's per-checkpoint info lines
-    app.run(main)
+
+    def main_with_logging(argv):
+        configure_program_logging()
+        return main(argv)
+
+    app.run(main_with_logging)
 
 
 def define_ckpt_flag(flag_values, what="a run directory (its best, else latest checkpoint) or "

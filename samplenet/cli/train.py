@@ -10,6 +10,7 @@ from pathlib import Path
 
 from absl import flags
 
+from samplenet import devices
 from samplenet.cli.flags import report_errors, run_app
 from samplenet.models import registry
 from samplenet.training import trainer
@@ -90,6 +91,7 @@ def main(argv):
         raise ValueError("--resume needs --logdir, the run directory to continue")
     logdir = FLAGS.logdir or default_logdir(name or config["family"])
     print(f"run directory: {logdir}", flush=True)
+    print(f"device: {devices.describe()}", flush=True)
     try:
         history = trainer.train(config, logdir, resume=FLAGS.resume, strategy=FLAGS.strategy,
                                 verbose=FLAGS.verbose)

@@ -8,6 +8,7 @@ part (unlike variables synchronised on read, such as Keras metrics or SampleRNN'
 which checkpoints leave out; ``tests/training/test_multiworker.py`` runs the chief-only writes).
 """
 import csv
+import logging
 import math
 import time
 from pathlib import Path
@@ -15,11 +16,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from samplenet import audio as audio_io
 from samplenet.training import checkpoints
 
+_logger = logging.getLogger(__name__)
 
 # TensorBoard plugin metadata, written with core TF ops (``tf.summary.write``) so that summaries
 # need no ``tensorboard`` package: the scalars plugin takes an empty ScalarPluginData; the audio
@@ -126,7 +127,7 @@ class CheckpointWriter(keras.callbacks.Callback):
         name, value = monitored(logs)
         loss = float(logs.get("loss", 0.0))
         if not (math.isfinite(value) and math.isfinite(loss) and weights_finite(self.model)):
-            logging.warning("epoch %d: the loss (%s), %s (%s) or a weight is not finite; no "
+            _logger.warning("epoch %d: the loss (%s), %s (%s) or a weight is not finite; no "
                             "checkpoint written", epoch + 1, loss, name, value)
             return
         is_best = value < self.best_value
@@ -166,7 +167,6 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
         self.message = (f"the training loss became {float(loss)} at epoch {self._epoch + 1}, "
                         f"batch {batch + 1} (optimizer step "
                         f"{optimizer_step(self.model.optimizer)}); training stopped")
-        logging.error(self.message)
         self.model.stop_training = True
 
 

@@ -8,12 +8,12 @@ position (the training pipeline skips the batches already consumed, so a run res
 of times sees the batches, and ends with the weights, of an uninterrupted one; SampleRNN's
 carried TBPTT state restarts from the learned initial state at a resume).
 """
+import logging
 import math
 import warnings
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from samplenet import data
 from samplenet.data import pipelines
@@ -25,6 +25,7 @@ from samplenet.training.run_dir import RunDir
 from samplenet.training.strategy import (is_chief, is_distributed, lost_worker_errors,
                                         make_strategy)
 
+_logger = logging.getLogger(__name__)
 PRECISIONS = frozenset({"", "mixed_bfloat16"})
 # Train keys that may change when a run is resumed: how long and how it is logged, not what
 # is learned.
@@ -116,13 +117,13 @@ def _resume(run, model, optimizer):
     run's values when there is no checkpoint yet)."""
     latest = checkpoints.latest_checkpoint(run.checkpoints)
     if latest is None:
-        logging.warning("%s has no checkpoint yet; starting from epoch 0", run)
+        _logger.warning("%s has no checkpoint yet; starting from epoch 0", run)
         return _FRESH_STATE
     state = checkpoints.restore(model, optimizer, latest)
     best = checkpoints.best_checkpoint(run.checkpoints)
     best_value = checkpoints.read_state(best).get("monitored_value", math.inf) if best else \
         math.inf
-    logging.info("resumed %s at epoch %d, optimizer step %d", latest, state["epoch"],
+    _logger.info("resumed %s at epoch %d, optimizer step %d", latest, state["epoch"],
                  optimizer_step(optimizer))
     # Checkpoints written before the data position was recorded: one batch per optimizer step.
     position = state.get("data_position") or {"train_steps": state["step"]}
@@ -190,9 +191,9 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         try:
             valid_data = _dataset(strategy, model, source, "valid", config)
         except pipelines.UnusableSplit as error:  # a few bad files: train on the rest
-            logging.warning("%s; training without validation", error)
+            _logger.warning("%s; training without validation", error)
     else:
-        logging.warning("the valid split of %s is empty; training without validation",
+        _logger.warning("the valid split of %s is empty; training without validation",
                         source.name)
     has_validation = valid_data is not None
     if chief:

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import io
 import os
+import struct
 import uuid
 import warnings
 from pathlib import Path
@@ -26,14 +27,28 @@ class AudioError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class AudioInfo:
-    """What a file's header says: ``sample_rate`` (Hz), ``channels``, ``frames`` (samples per
-    channel), ``seconds`` (duration) and ``subtype`` (libsndfile's sample format, e.g.
-    ``"PCM_16"``)."""
+    """What a file holds: ``sample_rate`` (Hz), ``channels``, ``frames`` (samples per channel
+    present in the file), ``seconds`` (their duration), ``subtype`` (libsndfile's sample format,
+    e.g. ``"PCM_16"``) and ``header_frames``, the frames its header declares: more than
+    ``frames`` when the file was cut short (an interrupted copy), else equal."""
     sample_rate: int
     channels: int
     frames: int
     seconds: float
     subtype: str
+    header_frames: int
+
+    @property
+    def truncated(self):
+        """The header declares more frames than the file holds."""
+        return self.header_frames > self.frames
+
+    def truncation(self):
+        """``"truncated: its header says N frames, the file holds M (S s)"``, or None."""
+        if not self.truncated:
+            return None
+        return (f"truncated: its header says {self.header_frames:,} frames, the file holds "
+                f"{self.frames:,} ({self.seconds:.2f} s)")
 
 
 def _checked_path(path):
@@ -107,17 +122,49 @@ def _decode(path):
     return np.asarray(audio, np.float32).reshape(-1, audio.shape[-1]).T, int(sample_rate)
 
 
+_UNKNOWN_DATA_SIZES = (0, 0xFFFFFFFF)  # WAV writers that did not know the length write these
+
+
+def _wav_header_frames(path):
+    """The frames a RIFF/WAVE file's ``data`` chunk declares (its size over the ``fmt ``
+    chunk's block alignment), or None when the file is not such a WAV or declares no size.
+    libsndfile itself reports only the frames present."""
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"RIFF" or not handle.read(4) or handle.read(4) != b"WAVE":
+            return None
+        block_align = None
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return None
+            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"fmt ":
+                fmt = handle.read(size + size % 2)
+                if len(fmt) < 14:
+                    return None
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+            elif chunk_id == b"data":
+                if not block_align or size in _UNKNOWN_DATA_SIZES:
+                    return None
+                return size // block_align
+            else:
+                handle.seek(size + size % 2, os.SEEK_CUR)  # chunks are padded to even sizes
+
+
 def info(path):
-    """Read only the header of an audio file: an ``AudioInfo``. ``AudioError`` if the file is
-    missing, a directory, empty or not readable audio."""
+    """Read only the header of an audio file: an ``AudioInfo`` (for WAV files, with the frames
+    its header declares, to tell a file cut short). ``AudioError`` if the file is missing, a
+    directory, empty or not readable audio."""
     path = _checked_path(path)
     try:
         header = sf.info(path)
     except Exception as error:
         raise _unreadable(path, error) from None
+    frames = int(header.frames)
+    declared = _wav_header_frames(path) if header.format in ("WAV", "WAVEX") else None
     return AudioInfo(sample_rate=int(header.samplerate), channels=int(header.channels),
-                     frames=int(header.frames), seconds=header.frames / header.samplerate,
-                     subtype=str(header.subtype))
+                     frames=frames, seconds=frames / header.samplerate,
+                     subtype=str(header.subtype), header_frames=max(frames, declared or 0))
 
 
 def load(path, sample_rate=None, *, reject_silent=False):

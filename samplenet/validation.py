@@ -19,6 +19,15 @@ def check_bool(name, value):
         raise ValueError(f"{name} must be true or false, got {value!r}")
 
 
+def check_seconds(name, value, *, allow_zero=False):
+    """``ValueError`` naming ``name`` and the value received unless ``value`` is a number of
+    seconds > 0 (>= 0 with ``allow_zero``; not a bool)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.floating))
+            or not (value >= 0 if allow_zero else value > 0)):
+        raise ValueError(f"{name} must be a number of seconds {'>=' if allow_zero else '>'} 0, "
+                         f"got {value!r}")
+
+
 def check_positive_int(name, value):
     """``check_int(name, value, 1)``."""
     return check_int(name, value, 1)

@@ -105,9 +105,43 @@ def test_info_reads_the_header(tmp_path):
     stereo = np.zeros((1200, 2), np.float32) + 0.1
     header = audio.info(_write(tmp_path / "a.wav", stereo, 24000, subtype="PCM_24"))
     assert header == audio.AudioInfo(sample_rate=24000, channels=2, frames=1200, seconds=0.05,
-                                     subtype="PCM_24")
+                                     subtype="PCM_24", header_frames=1200)
+    assert not header.truncated and header.truncation() is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         header.frames = 3
+
+
+def _cut_short(path, frames_kept, bytes_per_frame=2, header_bytes=44):
+    """What an interrupted copy leaves: the header of the whole file, part of its data."""
+    path.write_bytes(path.read_bytes()[:header_bytes + frames_kept * bytes_per_frame])
+    return path
+
+
+def test_info_of_a_wav_cut_short_names_header_and_file_lengths(tmp_path):
+    path = _cut_short(_write(tmp_path / "a.wav", np.full(80322, 0.1, np.float32), 16000), 1478)
+    header = audio.info(path)
+    assert (header.frames, header.header_frames, header.truncated) == (1478, 80322, True)
+    assert header.truncation() == ("truncated: its header says 80,322 frames, the file holds "
+                                   "1,478 (0.09 s)")
+    assert audio.load(path).shape == (1478,)  # what it holds stays readable
+
+
+def test_info_of_a_wav_without_a_declared_length_is_not_truncated(tmp_path):
+    path = _write(tmp_path / "a.wav", np.full(800, 0.1, np.float32), 16000)
+    raw = bytearray(path.read_bytes())
+    raw[40:44] = (0xFFFFFFFF).to_bytes(4, "little")  # a streaming writer's "unknown" data size
+    path.write_bytes(bytes(raw))
+    header = audio.info(path)
+    assert not header.truncated and header.header_frames == header.frames == 800
+
+
+def test_info_finds_the_data_chunk_after_other_chunks(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(str(path), np.full(1000, 0.1, np.float32), 16000, subtype="FLOAT")  # has a fact chunk
+    assert b"fact" in path.read_bytes()[:80]
+    header_bytes = path.read_bytes().index(b"data") + 8
+    header = audio.info(_cut_short(path, 10, bytes_per_frame=4, header_bytes=header_bytes))
+    assert (header.frames, header.header_frames) == (10, 1000)
 
 
 def _missing(tmp_path):

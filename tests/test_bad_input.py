@@ -487,11 +487,15 @@ def test_console_train_on_folder_with_bad_files_lists_them(tmp_path):
     samples[5] = np.nan
     _wav(folder / "c.wav", samples, subtype="FLOAT")  # alone in the valid split
     _not_audio(folder / "notes.wav")
+    cut = _wav(folder / "e.wav", _tone(seconds=5.0))  # an interrupted copy: 5 s declared
+    cut.write_bytes(cut.read_bytes()[:44 + 2 * 4])
     result = run_cli("train.py", f"--config={_config_file(tmp_path)}", f"--data={folder}",
                      f"--logdir={tmp_path / 'run'}", "--verbose=0")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "finished" in result.stdout
     assert re.search(r"notes\.wav: not a readable audio file", result.stderr), result.stderr
     assert re.search(r"c\.wav: [^\n]*NaN", result.stderr), result.stderr
+    assert re.search(r"e\.wav: truncated: its header says 20,000 frames, the file holds 4 "
+                     r"\(0\.00 s\), shorter than one example", result.stderr), result.stderr
     # Nothing but samplenet's own lines: warnings, progress on stdout, no library notes.
     assert all(line.startswith("warning: ") for line in error_lines(result.stderr)), result.stderr

@@ -35,7 +35,7 @@ from samplenet import quantization as quant
 from samplenet.audio import AudioError
 from samplenet.models import registry
 from samplenet.ops import spectral
-from samplenet.validation import check_int
+from samplenet.validation import check_int, check_seconds
 
 AUTOTUNE = tf.data.AUTOTUNE
 LOCAL_CONDITION_KINDS = frozenset({"log-mel"})
@@ -72,11 +72,6 @@ def _record_skip(source, key, reason):
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_seconds(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
 
 
 def _pipeline_batch_size(batch_size, input_context):
@@ -339,7 +334,7 @@ def tbptt_dataset(source, split, *, batch_size, seq_len, overlap, example_second
     batch = _pipeline_batch_size(batch_size, input_context)
     check_int("seq_len", seq_len, 1)
     check_int("overlap", overlap, 0)
-    _check_seconds("example_seconds", example_seconds)
+    check_seconds("example_seconds", example_seconds)
     quant.check_quantization(q_levels, quantization)
     _check_labels(source, with_labels)
     example_samples = max(1, round(example_seconds * source.sample_rate))
@@ -567,7 +562,7 @@ def _section_options(kind, section, model_options, sample_rate):
                 options["target_len"] = -(-(context + options["target_len"]) // hop) * hop - context
         return options
     if "segment_seconds" in section:
-        _check_seconds("segment_seconds", section["segment_seconds"])
+        check_seconds("segment_seconds", section["segment_seconds"])
         return {"segment_samples": max(1, round(section["segment_seconds"] * sample_rate))}
     return {}
 
@@ -596,6 +591,14 @@ def training_dataset(model, source, split="train", *, batch_size, seed=0, repeat
     ``spec``, ``valid_fraction`` and ``test_fraction`` (used to build the source) and the keys of
     the other pipelines are ignored; keys unknown to the data section raise ValueError.
     """
+    kind, options = _pipeline_options(model, data_section, source.sample_rate)
+    return _PIPELINES[kind](source, split, batch_size=batch_size, seed=seed, repeat=repeat,
+                            input_context=input_context, **options)
+
+
+def _pipeline_options(model, data_section, sample_rate):
+    """``(kind, keyword arguments)`` of ``model``'s pipeline with the data section's overrides
+    (see ``training_dataset``); ValueError for unknown data keys or an unknown data kind."""
     unknown = sorted(set(data_section) - set(registry.DATA_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown data keys {unknown}; known: {sorted(registry.DATA_DEFAULTS)}")
@@ -603,7 +606,18 @@ def training_dataset(model, source, split="train", *, batch_size, seed=0, repeat
     if kind not in _PIPELINES:
         raise ValueError(f"model.data_kind must be one of {sorted(_PIPELINES)}, got {kind!r}")
     model_options = dict(model.data_options())
-    options = {**model_options,
-               **_section_options(kind, data_section, model_options, source.sample_rate)}
-    return _PIPELINES[kind](source, split, batch_size=batch_size, seed=seed, repeat=repeat,
-                            input_context=input_context, **options)
+    return kind, {**model_options,
+                  **_section_options(kind, data_section, model_options, sample_rate)}
+
+
+def example_seconds(model, sample_rate, **data_section):
+    """Seconds of audio in one training example of ``model``'s pipeline at ``sample_rate`` Hz,
+    with the data section's overrides as ``training_dataset`` applies them: a TBPTT example
+    (``example_seconds``), a window with its context (``context + target_len`` samples) or a
+    codec segment (``segment_samples``)."""
+    kind, options = _pipeline_options(model, data_section, sample_rate)
+    if kind == "tbptt":
+        return float(options["example_seconds"])
+    if kind == "windows":
+        return (options["context"] + options["target_len"]) / sample_rate
+    return options["segment_samples"] / sample_rate

@@ -24,7 +24,7 @@ import numpy as np
 
 from samplenet import audio
 from samplenet.data import builtin
-from samplenet.validation import check_int
+from samplenet.validation import check_int, check_seconds
 
 SPLITS = frozenset({"train", "valid", "test", "all"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"})
@@ -149,8 +149,10 @@ class FolderSource(Source):
     (``valid_fraction`` and ``test_fraction`` are then unused).
     """
 
-    def __init__(self, path, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1):
+    def __init__(self, path, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1,
+                 example_seconds=0.0):
         check_fractions(valid_fraction, test_fraction)
+        check_seconds("example_seconds", example_seconds, allow_zero=True)
         self.root = pathlib.Path(path)
         if not self.root.exists():
             raise ValueError(
@@ -177,6 +179,13 @@ class FolderSource(Source):
             if info.frames == 0:
                 skipped.append((str(file_path), "no audio frames"))
                 continue
+            if info.truncated and info.seconds < example_seconds:
+                skipped.append((str(file_path), f"{info.truncation()}, shorter than one example "
+                                                f"({example_seconds:g} s)"))
+                continue
+            if info.truncated:
+                _logger.warning("data folder %r: %s: %s; using what it holds", str(path),
+                                file_path, info.truncation())
             rates[key] = info.sample_rate
         if not rates:
             raise ValueError(f"no usable audio files in data folder {str(path)!r}: "
@@ -283,7 +292,8 @@ def builtin_specs():
     return [BUILTIN_PREFIX + name for name in sorted(builtin.GENERATORS)]
 
 
-def from_spec(spec, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1, seed=0):
+def from_spec(spec, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1, seed=0,
+              example_seconds=0.0):
     """The source named by ``spec`` (see the module docstring).
 
     Args:
@@ -297,6 +307,9 @@ def from_spec(spec, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1, 
       valid_fraction, test_fraction: shares of the hash split, in [0, 1), sum < 1.
       seed: the generation seed of built-in items unless the spec sets ``seed`` (the splits do
         not depend on it).
+      example_seconds: a folder's files that were cut short (their header declares more frames
+        than they hold) are skipped when they hold less than this (one training example,
+        ``samplenet.data.pipelines.example_seconds``); longer ones are used with a warning.
 
     Raises ValueError for a bad spec, parameter or folder.
     """
@@ -306,7 +319,7 @@ def from_spec(spec, sample_rate=None, *, valid_fraction=0.1, test_fraction=0.1, 
     spec = os.fspath(spec)
     if not spec.startswith(BUILTIN_PREFIX):
         return FolderSource(spec, sample_rate, valid_fraction=valid_fraction,
-                            test_fraction=test_fraction)
+                            test_fraction=test_fraction, example_seconds=example_seconds)
     generator_name, _, query = spec[len(BUILTIN_PREFIX):].partition("?")
     if generator_name not in builtin.GENERATORS:
         raise ValueError(f"unknown built-in source {generator_name!r} in {spec!r}; valid: "

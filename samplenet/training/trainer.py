@@ -68,11 +68,16 @@ def check_resume_config(saved, config, where):
                          "a new run directory")
 
 
-def _source(config, sample_rate):
+def _source(config, model, spec=None):
+    """The source of ``spec`` (default: the config's ``data.spec``) at ``model``'s sample rate,
+    with the config's splits; truncated files shorter than one of ``model``'s examples are
+    skipped."""
     section = config["data"]
-    return data.from_spec(section["spec"], sample_rate=sample_rate,
-                          valid_fraction=section["valid_fraction"],
-                          test_fraction=section["test_fraction"], seed=config["train"]["seed"])
+    return data.from_spec(
+        spec or section["spec"], sample_rate=model.sample_rate,
+        valid_fraction=section["valid_fraction"], test_fraction=section["test_fraction"],
+        seed=config["train"]["seed"],
+        example_seconds=pipelines.example_seconds(model, model.sample_rate, **section))
 
 
 def _dataset(strategy, model, source, split, config, steps_done=0):
@@ -184,7 +189,7 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
     if initial_epoch >= section["epochs"]:
         raise ValueError(f"{str(run)!r} has already trained {initial_epoch} epochs; ask for more "
                          f"(train.epochs / --epochs > {initial_epoch})")
-    source = _source(config, model.sample_rate)  # bad data fails before the run dir is made
+    source = _source(config, model)  # bad data fails before the run dir is made
     train_data = _dataset(strategy, model, source, "train", config, position["train_steps"])
     valid_data = None
     if source.examples("valid"):
@@ -233,9 +238,7 @@ def evaluate(model, config, *, split="test", data_spec=None, batch_size=None, ve
     Raises ``ValueError`` when the split has no files.
     """
     section = config["data"]
-    source = data.from_spec(data_spec or section["spec"], sample_rate=model.sample_rate,
-                            valid_fraction=section["valid_fraction"],
-                            test_fraction=section["test_fraction"], seed=config["train"]["seed"])
+    source = _source(config, model, data_spec)
     num_files = len(source.examples(split))
     if not num_files:
         raise ValueError(f"the {split!r} split of {source.name!r} has no files")

@@ -402,6 +402,17 @@ def test_training_dataset_dispatches_with_data_section_keys():
     assert spec["audio"].shape == (2, 30)
 
 
+def test_example_seconds_is_one_example_of_each_pipeline_with_the_section_overrides():
+    section = {"example_seconds": 0.25, "window_samples": 6, "segment_seconds": 0.3}
+    tbptt = FakeModel("tbptt", seq_len=8, overlap=2, q_levels=Q_LEVELS, quantization=QUANTIZATION)
+    assert pipelines.example_seconds(tbptt, 100, **section) == 0.25
+    windows = FakeModel("windows", context=4, target_len=100, q_levels=Q_LEVELS,
+                        quantization=QUANTIZATION)
+    assert pipelines.example_seconds(windows, 100, **section) == pytest.approx(0.10)  # 4 + 6
+    assert pipelines.example_seconds(windows, 100) == pytest.approx(1.04)  # 4 + 100
+    assert pipelines.example_seconds(FakeModel("segments"), 100, **section) == pytest.approx(0.3)
+
+
 def test_training_dataset_log_mel_needs_a_model_that_takes_it():
     model = FakeModel("windows", context=4, target_len=12, q_levels=Q_LEVELS,
                       quantization=QUANTIZATION)

@@ -242,3 +242,41 @@ def test_data_package_exports_sources_and_lazy_pipelines():
         samplenet.data.no_such_name  # noqa: B018
     pipelines = pytest.importorskip("samplenet.data.pipelines")
     assert samplenet.data.training_dataset is pipelines.training_dataset
+
+
+def _cut_short(path, audio, frames_kept):
+    """Write ``audio`` to ``path`` as an interrupted copy would leave it: the 16-bit mono WAV
+    header of the whole, the first ``frames_kept`` frames."""
+    _write(path, audio)
+    path.write_bytes(path.read_bytes()[:44 + 2 * frames_kept])
+    return path
+
+
+def test_folder_skips_a_truncated_file_shorter_than_one_example(tmp_path):
+    for name in ("a.wav", "b.wav"):
+        _write(tmp_path / name, _tone(16000))
+    cut = _cut_short(tmp_path / "cut.wav", _tone(80322), 1478)
+    source = from_spec(str(tmp_path), example_seconds=0.5)
+    assert [example.key for example in source.examples("all")] == ["a.wav", "b.wav"]
+    [(path, reason)] = source.skipped
+    assert path == str(cut)
+    assert "header says 80,322 frames, the file holds 1,478" in reason
+    assert "shorter than one example (0.5 s)" in reason
+
+
+def test_folder_keeps_a_truncated_file_holding_an_example_and_warns(tmp_path, caplog):
+    _write(tmp_path / "a.wav", _tone(16000))
+    _cut_short(tmp_path / "cut.wav", _tone(80322), 12000)
+    with caplog.at_level("WARNING", logger=sources.__name__):
+        source = from_spec(str(tmp_path), example_seconds=0.5)
+    assert [example.key for example in source.examples("all")] == ["a.wav", "cut.wav"]
+    assert source.skipped == []
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert "cut.wav: truncated: its header says 80,322 frames, the file holds 12,000" in warning
+
+
+def test_folder_example_seconds_must_not_be_negative(tmp_path):
+    _write(tmp_path / "a.wav", _tone())
+    with pytest.raises(ValueError, match="example_seconds must be a number of seconds >= 0"):
+        from_spec(str(tmp_path), example_seconds=-1.0)
+

@@ -31,7 +31,10 @@ Benchmarks (``--only`` takes comma-separated names or shell patterns such as ``g
                         (total samples/s / sample_rate) with ``model.generate_chunks``.
   train-<preset>-b<B>   training targets/s (masked targets per second) with ``model.fit`` on
                         one real batch of the model's pipeline, repeated in memory;
-                        ``-bf16`` runs the same under the ``mixed_bfloat16`` policy.
+                        ``-bf16`` runs the same under the ``mixed_bfloat16`` policy. SampleRNN
+                        frame tiers run samplenet's recurrent op (``rnn_implementation=
+                        "samplenet"``) on any device; ``-cudnn`` runs the same tiers on cuDNN
+                        (needs a GPU; unavailable elsewhere).
   precision-<preset>    held-out bits per sample after the same training steps in float32
                         and in mixed_bfloat16, and their difference.
   codec-<preset>        codec encode and decode real-time factors at batch 1.
@@ -46,7 +49,8 @@ configurations). ``--set`` overrides apply to every model benchmark. When
 training, encode, decode), speed rows also give the achieved GFLOP/s and its fraction of
 matmul-peak measured in the same run. ``--threads N`` sets TensorFlow's intra- and inter-op
 threads in every benchmark process (default: one per core), as ``generate.py --threads``
-does.
+does. Every result records the device it ran on (the GPU's name, else "CPU" and the number of
+cores): column "device", key ``device``.
 """
 import argparse
 import dataclasses
@@ -79,6 +83,8 @@ SPEED_PRESETS = ("samplernn_2tier", "samplernn_3tier", "samplernn_peer", "wavene
                  "wavenet_peer")
 BF16_PRESETS = ("samplernn_peer", "wavenet_peer")  # training also measured in mixed_bfloat16
 BF16 = "mixed_bfloat16"
+# SampleRNN presets: training measured with samplenet's recurrent op and with cuDNN.
+RNN_PRESETS = tuple(preset for preset in SPEED_PRESETS if preset.startswith("samplernn"))
 CODEC_PRESETS = ("soundstream",)
 # Small enough for a few hundred CPU training steps within the budget.
 SMALL_SAMPLERNN = {"dim": 256, "seq_len": 128, "train.batch_size": 8}
@@ -129,12 +135,18 @@ def registry(settings):
     for kind, batches in (("gen", settings.gen_batches), ("train", settings.train_batches)):
         for preset in SPEED_PRESETS:
             for batch in batches:
-                table[f"{kind}-{preset}-b{batch}"] = {"kind": kind, "preset": preset,
-                                                      "batch": batch}
+                name, spec = f"{kind}-{preset}-b{batch}", {"kind": kind, "preset": preset,
+                                                           "batch": batch}
+                if kind == "train" and preset in RNN_PRESETS:
+                    table[name] = {**spec, "rnn_implementation": "samplenet"}
+                    table[f"{name}-cudnn"] = {**spec, "rnn_implementation": "cudnn"}
+                else:
+                    table[name] = spec
     for preset in BF16_PRESETS:
         for batch in settings.train_batches:
-            table[f"train-{preset}-b{batch}-bf16"] = {"kind": "train", "preset": preset,
-                                                       "batch": batch, "precision": BF16}
+            table[f"train-{preset}-b{batch}-bf16"] = {
+                "kind": "train", "preset": preset, "batch": batch, "precision": BF16,
+                **({"rnn_implementation": "samplenet"} if preset in RNN_PRESETS else {})}
     for preset in CODEC_PRESETS:
         table[f"codec-{preset}"] = {"kind": "codec", "preset": preset}
     for preset, overrides in QUALITY_PRESETS.items():
@@ -174,6 +186,8 @@ def _workload(spec, settings, sets):
         words.append(f"batch={spec['batch']}")
     if "precision" in spec:
         words.append(spec["precision"])
+    if "rnn_implementation" in spec:
+        words.append(f"rnn_implementation={spec['rnn_implementation']}")
     if spec["kind"] == "precision":
         words.append(f"steps={settings.precision_steps} float32 vs {BF16}")
     if spec["kind"] == "quality":
@@ -206,9 +220,13 @@ def figure(name, unit, values, flops_per_unit=None):
 
 def build(spec, sets, precision=None):
     """``(model, resolved config)`` for a spec plus the ``--set`` overrides, built under the
-    Keras dtype policy ``precision`` (default: the spec's, else ``train.mixed_precision``)."""
+    Keras dtype policy ``precision`` (default: the spec's, else ``train.mixed_precision``), its
+    SampleRNN frame tiers set to the spec's ``rnn_implementation`` if it has one."""
     import keras
     from samplenet.models import registry as models
+    from samplenet.ops import recurrent
+    if spec.get("rnn_implementation") == "cudnn" and not recurrent.gpu_visible():
+        raise RuntimeError("rnn_implementation=cudnn needs a GPU, and TensorFlow sees none")
     base, variant = VARIANTS.get(spec["preset"], (spec["preset"], {}))
     overrides = {**variant, **spec.get("overrides", {}),
                  **dict(models.parse_override(text) for text in sets)}
@@ -217,7 +235,21 @@ def build(spec, sets, precision=None):
     config["train"]["mixed_precision"] = "" if precision == "float32" else precision
     keras.mixed_precision.set_global_policy(precision or "float32")
     keras.utils.set_random_seed(config["train"]["seed"])  # same initial weights every time
-    return models.model_from_config(config), config
+    model = models.model_from_config(config)
+    if "rnn_implementation" in spec:
+        for tier in model.tiers:
+            tier.rnn_implementation = spec["rnn_implementation"]
+    return model, config
+
+
+def device_name():
+    """The device the benchmark runs on: the first GPU TensorFlow sees (its name), else the
+    CPU with the number of cores this process may use."""
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    return f"CPU ({len(os.sched_getaffinity(0))} cores)"
 
 
 def flops_per_sample(model, task):
@@ -527,6 +559,7 @@ def child_main(job, result_path):
         result = KINDS[job["spec"]["kind"]](job["spec"], settings, job["sets"])
     except Exception as error:  # reported in the table, the suite goes on
         result = {"unavailable": f"{type(error).__name__}: {error}".splitlines()[0][:300]}
+    result["device"] = device_name()
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(result_path).write_text(json.dumps(result))
 
@@ -605,21 +638,23 @@ def number(value):
 
 def table(rows):
     """A Markdown table, one line per figure."""
-    lines = ["| name | config | figure | unit | median | min | max | peak RSS MB "
-             "| GFLOP/s (of matmul peak) | weight-traffic bound |", "|" + "---|" * 10]
+    lines = ["| name | config | device | figure | unit | median | min | max | peak RSS MB "
+             "| GFLOP/s (of matmul peak) | weight-traffic bound |", "|" + "---|" * 11]
     for row in rows:
         rss = number(row.get("peak_rss_mb"))
+        device = row.get("device", "")
         if "unavailable" in row:
-            lines.append(f"| {row['name']} | {row['config']} | unavailable: "
+            lines.append(f"| {row['name']} | {row['config']} | {device} | unavailable: "
                          f"{row['unavailable']} | | | | | {rss} | | |")
             continue
         for i, item in enumerate(row["figures"]):
-            first = i == 0  # config and memory on the benchmark's first line
+            first = i == 0  # config, device and memory on the benchmark's first line
             gflops = number(item.get("achieved_gflops"))
             if "fraction_of_peak" in item:
                 gflops += f" ({item['fraction_of_peak']:.0%})"
             lines.append(
-                f"| {row['name']} | {row['config'] if first else ''} | {item['figure']} | "
+                f"| {row['name']} | {row['config'] if first else ''} | "
+                f"{device if first else ''} | {item['figure']} | "
                 f"{item['unit']} | {number(item['median'])} | {number(item['min'])} | "
                 f"{number(item['max'])} | {rss if first else ''} | "
                 f"{gflops} | {number(item.get('weight_traffic_bound'))} |")

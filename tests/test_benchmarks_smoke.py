@@ -1,5 +1,6 @@
-"""Smoke test of benchmarks/run.py: a tiny generation benchmark and the op-latency reference
-in a subprocess, with one TensorFlow thread."""
+"""Smoke test of benchmarks/run.py: a tiny generation benchmark, the op-latency reference and
+the cuDNN training variant (unavailable without a GPU) in a subprocess, with one TensorFlow
+thread."""
 import json
 import subprocess
 import sys
@@ -14,7 +15,8 @@ RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 def test_benchmark_run_quick_writes_expected_json(tmp_path):
     output = tmp_path / "bench.json"
     process = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--only", "op-latency,gen-samplernn_2tier-b1",
+        [sys.executable, str(RUN), "--quick", "--only",
+         "op-latency,gen-samplernn_2tier-b1,train-samplernn_2tier-b8-cudnn",
          "--threads", "1",
          "--set", "dim=8", "--set", "emb_size=8", "--set", "seq_len=64", "--seconds", "0.1",
          "--json", str(output)],
@@ -23,7 +25,7 @@ def test_benchmark_run_quick_writes_expected_json(tmp_path):
     report = json.loads(output.read_text())
     assert {"cpu", "cores", "tensorflow", "date"} <= set(report["machine"])
     assert report["settings"]["threads"] == 1
-    latency, row = report["results"]
+    latency, row, cudnn = report["results"]
     assert latency["name"] == "op-latency" and "threads=1" in latency["config"]
     assert latency["figures"][0]["unit"] == "us" and latency["figures"][0]["median"] > 0
     assert "unavailable" not in row, row.get("unavailable")
@@ -36,3 +38,13 @@ def test_benchmark_run_quick_writes_expected_json(tmp_path):
     assert len(total["values"]) == 3
     assert 0 < total["min"] <= total["median"] <= total["max"]
     assert "gen-samplernn_2tier-b1" in process.stdout  # the printed table
+    assert "| device |" in process.stdout
+    for result in report["results"]:  # the device each benchmark ran on
+        assert result["device"] == f"CPU ({report['machine']['cores']} cores)" \
+            or not result["device"].startswith("CPU")
+    assert cudnn["name"] == "train-samplernn_2tier-b8-cudnn"
+    assert "rnn_implementation=cudnn" in cudnn["config"]
+    if cudnn["device"].startswith("CPU"):
+        assert "needs a GPU" in cudnn["unavailable"]
+    else:
+        assert cudnn["figures"][0]["unit"] == "targets/s"

@@ -19,6 +19,9 @@ from samplenet.training.run_dir import RunDir, default_logdir
 from samplenet.training.strategy import STRATEGIES, WorkerLost
 
 FLAGS = flags.FLAGS
+# Strategies under which the program evaluates the run on the test split at the end (one
+# process; a multi-worker or TPU run is evaluated with samplenet.evaluate).
+LOCAL_STRATEGIES = frozenset({"default", "mirrored"})
 # Flags that override the train section of the config when given on the command line.
 TRAIN_FLAGS = ("epochs", "steps_per_epoch", "batch_size", "checkpoint_policy",
                "checkpoint_every", "early_stopping_patience", "seed")
@@ -26,7 +29,7 @@ TRAIN_FLAGS = ("epochs", "steps_per_epoch", "batch_size", "checkpoint_policy",
 
 def define_flags(flag_values=FLAGS):
     """Define the flags of ``train`` on ``flag_values``."""
-    flags.DEFINE_string("model", "samplernn_3tier",
+    flags.DEFINE_string("model", "samplernn_3tier_cpu",
                         f"preset ({', '.join(registry.preset_names())}) or model family",
                         flag_values=flag_values)
     flags.DEFINE_string("config", None, "a config JSON file, instead of --model",
@@ -84,6 +87,44 @@ def build_config(flag_values=FLAGS):
     return registry.apply_overrides(config, explicit), name
 
 
+# What the end of a run compares between a CPU-sized preset and its full-size preset.
+SIZE_KEYS = ("dim", "num_rnn_layers", "emb_size", "seq_len", "train.batch_size", "train.epochs",
+             "train.steps_per_epoch")
+
+
+def size_notes(name, config, has_gpu):
+    """``(before, after)``: a warning to print before training the full-size preset ``name``
+    on a machine without a GPU when a CPU-sized one exists, and a note to print after training
+    a CPU-sized preset on how to train the full-size one; each None when it does not apply."""
+    cpu_preset, full_preset = registry.cpu_sized_preset(name), registry.full_size_preset(name)
+    before = after = None
+    if cpu_preset and not has_gpu:
+        before = (f"warning: {name} is the full-size model, meant for a GPU (an epoch takes hours "
+                  f"on a CPU); {cpu_preset} is sized to train in minutes here: python train.py "
+                  f"--model {cpu_preset}")
+    if full_preset:
+        full = registry.config_for(full_preset)
+        changes = ", ".join(registry.differences(config, full, [
+            key for key in SIZE_KEYS if "." in key or key in config]))
+        after = (f"{name} is {full_preset} sized for a CPU ({changes}; {full_preset}'s values "
+                 f"in brackets). The full-size model, for a GPU (docs/gpu.md): python train.py "
+                 f"--model {full_preset}")
+    return before, after
+
+
+def print_test_results(logdir):
+    """Print the test split's metric for the run's best checkpoint against an untrained model's
+    (or why there is none)."""
+    try:
+        trained, untrained = trainer.evaluate_run(logdir, "test")
+    except ValueError as error:
+        print(f"no test figures: {error}", flush=True)
+        return
+    metric = "bits_per_sample" if "bits_per_sample" in trained else "loss"
+    print(f"test {metric.replace('_', ' ')} ({trained['num_files']} files): "
+          f"{trained[metric]:.4f}; untrained model: {untrained[metric]:.4f}", flush=True)
+
+
 @report_errors
 def main(argv):
     config, name = build_config()
@@ -92,6 +133,9 @@ def main(argv):
     logdir = FLAGS.logdir or default_logdir(name or config["family"])
     print(f"run directory: {logdir}", flush=True)
     print(f"device: {devices.describe()}", flush=True)
+    before, after = size_notes(name, config, has_gpu=bool(devices.gpu_names()))
+    if before:
+        print(before, file=sys.stderr, flush=True)
     try:
         history = trainer.train(config, logdir, resume=FLAGS.resume, strategy=FLAGS.strategy,
                                 verbose=FLAGS.verbose)
@@ -108,6 +152,10 @@ def main(argv):
                if history.get(key)]
     print(f"finished: {Path(logdir)}; final {metric.replace('_', ' ')}: {', '.join(results)}",
           flush=True)
+    if FLAGS.strategy in LOCAL_STRATEGIES:
+        print_test_results(logdir)
+    if after:
+        print(after, flush=True)
 
 
 def run():

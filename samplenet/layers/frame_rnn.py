@@ -24,6 +24,13 @@ class FrameRNN(keras.layers.Layer):
     previous layer's output) and the tier output is the sum of all layers' outputs.
     The initial state ``h0`` (and ``c0`` for an LSTM) is a learned weight when ``learn_h0``.
 
+    ``call`` runs each RNN layer over the whole sequence with ``recurrent.run_layer``: on a GPU
+    (``rnn_implementation="auto"``) through cuDNN, on other devices with samplenet's
+    written-out op; both read the same weights and compute the same function, so one checkpoint
+    serves either. ``step`` (generation) runs the shared cell functions. While the layer may
+    run cuDNN it reports ``supports_jit = False``: Keras then trains without XLA (cuDNN's
+    kernels do not compile with XLA), as it does for its own ``GRU``.
+
     Args:
       frame_size: input values per frame.
       upsample_ratio: output vectors per frame (frame size / lower tier's frame size).
@@ -33,10 +40,14 @@ class FrameRNN(keras.layers.Layer):
       skip_connections: see above.
       learn_h0: learn the initial state (else zeros).
       weight_norm: weight-normalise the input projection and the upsampling.
+      rnn_implementation: ``"auto"``, ``"samplenet"`` or ``"cudnn"`` (see
+        ``recurrent.IMPLEMENTATIONS``); it may be changed on a built layer before its first
+        call is traced.
     """
 
     def __init__(self, frame_size, upsample_ratio, dim, rnn_type="gru", num_rnn_layers=1,
-                 skip_connections=False, learn_h0=True, weight_norm=False, **kwargs):
+                 skip_connections=False, learn_h0=True, weight_norm=False,
+                 rnn_implementation="auto", **kwargs):
         super().__init__(**kwargs)
         for name, value in (("frame_size", frame_size), ("upsample_ratio", upsample_ratio),
                             ("dim", dim), ("num_rnn_layers", num_rnn_layers)):
@@ -52,9 +63,23 @@ class FrameRNN(keras.layers.Layer):
         self.skip_connections = skip_connections
         self.learn_h0 = learn_h0
         self.weight_norm = weight_norm
+        self.rnn_implementation = rnn_implementation
         self.input_projection = Linear(dim, weight_norm=weight_norm, name="input_projection")
         self.upsampling = Linear(upsample_ratio * dim, weight_norm=weight_norm,
                                  name="upsampling")
+
+    @property
+    def rnn_implementation(self):
+        """How ``call`` runs the RNN layers (``recurrent.IMPLEMENTATIONS``)."""
+        return self._rnn_implementation
+
+    @rnn_implementation.setter
+    def rnn_implementation(self, value):
+        if value not in recurrent.IMPLEMENTATIONS:
+            raise ValueError(f"rnn_implementation must be one of "
+                             f"{sorted(recurrent.IMPLEMENTATIONS)}, got {value!r}")
+        self._rnn_implementation = value
+        self.supports_jit = not recurrent.uses_cudnn(value)
 
     def build(self, input_shape=None):
         gates = recurrent.GATES[self.rnn_type] * self.dim
@@ -84,9 +109,10 @@ class FrameRNN(keras.layers.Layer):
                                   initializer="zeros", trainable=self.learn_h0)
 
     def initial_state(self, batch_size):
-        """The (learned) initial state broadcast to ``batch_size``: a list with one entry per
-        layer, ``(batch, dim)`` for a GRU or ``(h, c)`` for an LSTM."""
-        tiled = tf.broadcast_to(self.h0[:, :, None, :],
+        """The (learned) initial state broadcast to ``batch_size``, in the compute dtype: a list
+        with one entry per layer, ``(batch, dim)`` for a GRU or ``(h, c)`` for an LSTM."""
+        h0 = tf.cast(self.h0, self.compute_dtype)
+        tiled = tf.broadcast_to(h0[:, :, None, :],
                                 [self.h0.shape[0], self.num_rnn_layers, batch_size, self.dim])
         if self.rnn_type == "lstm":
             return [(tiled[0, layer], tiled[1, layer]) for layer in range(self.num_rnn_layers)]
@@ -94,7 +120,7 @@ class FrameRNN(keras.layers.Layer):
 
     def _stack(self, x, states, run_layer):
         """Run the RNN layers on projected input ``x`` (rank 2 for one step, rank 3 for a
-        sequence); ``run_layer(layer, projection, state) -> (output, state)``."""
+        sequence); ``run_layer(layer, layer_input, state) -> (output, state)``."""
         new_states, outputs = [], []
         layer_input = x
         for layer in range(self.num_rnn_layers):
@@ -102,9 +128,7 @@ class FrameRNN(keras.layers.Layer):
                 layer_input = tf.concat([outputs[-1], x], axis=-1)
             elif layer > 0:
                 layer_input = outputs[-1]
-            projection = tf.tensordot(layer_input, self.kernels[layer], axes=1) \
-                + self.biases[layer]
-            output, state = run_layer(layer, projection, states[layer])
+            output, state = run_layer(layer, layer_input, states[layer])
             outputs.append(output)
             new_states.append(state)
         top = tf.add_n(outputs) if self.skip_connections else outputs[-1]
@@ -132,10 +156,10 @@ class FrameRNN(keras.layers.Layer):
             initial_state = self.initial_state(batch)
         x = self._project_input(frames, conditioning)
 
-        def run_layer(layer, projection, state):
-            return recurrent.run_sequence(self.rnn_type, projection, state,
-                                          self.recurrent_kernels[layer],
-                                          self.recurrent_biases[layer])
+        def run_layer(layer, layer_input, state):
+            return recurrent.run_layer(self.rnn_type, layer_input, state, self.kernels[layer],
+                                       self.biases[layer], self.recurrent_kernels[layer],
+                                       self.recurrent_biases[layer], self.rnn_implementation)
 
         top, final_state = self._stack(x, initial_state, run_layer)
         upsampled = self.upsampling(top)
@@ -145,13 +169,18 @@ class FrameRNN(keras.layers.Layer):
 
     def step(self, frame, conditioning, state):
         """One frame: ``frame`` ``(batch, frame_size)``, ``conditioning`` ``(batch, dim)`` or
-        None -> ``(upsampled (batch, upsample_ratio, dim), new_state)``."""
+        None, ``state`` as ``initial_state`` -> ``(upsampled (batch, upsample_ratio, dim),
+        new_state)``, in the compute dtype (called outside ``__call__``, so the weights are
+        cast here)."""
         x = self._project_input(frame, conditioning)
         step_fn = recurrent.STEPS[self.rnn_type]
 
-        def run_layer(layer, projection, layer_state):
-            return step_fn(projection, layer_state, self.recurrent_kernels[layer],
-                           self.recurrent_biases[layer])
+        def run_layer(layer, layer_input, layer_state):
+            kernel, bias, recurrent_kernel, recurrent_bias = [
+                tf.cast(weight[layer], x.dtype) for weight in (
+                    self.kernels, self.biases, self.recurrent_kernels, self.recurrent_biases)]
+            projection = tf.tensordot(layer_input, kernel, axes=1) + bias
+            return step_fn(projection, layer_state, recurrent_kernel, recurrent_bias)
 
         top, new_state = self._stack(x, state, run_layer)
         upsampled = tf.reshape(self.upsampling(top), [-1, self.upsample_ratio, self.dim])
@@ -162,4 +191,4 @@ class FrameRNN(keras.layers.Layer):
                 "upsample_ratio": self.upsample_ratio, "dim": self.dim,
                 "rnn_type": self.rnn_type, "num_rnn_layers": self.num_rnn_layers,
                 "skip_connections": self.skip_connections, "learn_h0": self.learn_h0,
-                "weight_norm": self.weight_norm}
+                "weight_norm": self.weight_norm, "rnn_implementation": self.rnn_implementation}

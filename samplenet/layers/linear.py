@@ -71,7 +71,7 @@ def frozen_kernels(layers):
     re-normalising the weights at every step."""
     layers = [layer for layer in layers if layer.weight_norm]
     for layer in layers:
-        layer._frozen_kernel = layer.kernel()
+        layer._frozen_kernel = tf.cast(layer.kernel(), layer.compute_dtype)
     try:
         yield
     finally:

@@ -88,11 +88,12 @@ class SampleMLP(keras.layers.Layer):
         return self._head(h)
 
     def lookup_table(self):
-        """``(frame_size * q_levels, dim)``: row ``j * q_levels + level`` is the window
-        projection's contribution of ``level`` at window position ``j``."""
-        kernel = tf.reshape(self.window_projection.kernel(),
+        """``(frame_size * q_levels, dim)`` in the compute dtype: row ``j * q_levels + level`` is
+        the window projection's contribution of ``level`` at window position ``j``."""
+        # Cast here: generation calls this outside ``__call__``, where weights are not autocast.
+        kernel = tf.reshape(tf.cast(self.window_projection.kernel(), self.compute_dtype),
                             [self.frame_size, self.emb_size, self.dim])
-        table = tf.einsum("qe,fed->fqd", self.embedding, kernel)
+        table = tf.einsum("qe,fed->fqd", tf.cast(self.embedding, self.compute_dtype), kernel)
         return tf.reshape(table, [self.frame_size * self.q_levels, self.dim])
 
     def step(self, window_codes, conditioning, table):
@@ -101,7 +102,7 @@ class SampleMLP(keras.layers.Layer):
         from ``lookup_table()``."""
         offsets = tf.range(self.frame_size, dtype=window_codes.dtype) * self.q_levels
         h = tf.reduce_sum(tf.gather(table, window_codes + offsets), axis=1) \
-            + self.window_projection.b
+            + tf.cast(self.window_projection.b, table.dtype)
         if conditioning is not None:
             h = h + conditioning
         return self._head(h)

@@ -131,7 +131,9 @@ class CategoricalAutoregressive(AudioModel):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, weight, accuracy = self.loss_and_accuracy(data, training=True)
-            share = replica_share(loss)
+            # Scaled by a LossScaleOptimizer's loss scale (mixed_float16), which its ``apply``
+            # divides out again; other optimizers return the loss as it is.
+            share = replica_share(self.optimizer.scale_loss(loss))
         gradients = tape.gradient(share, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self.update_metrics(loss, weight, accuracy)

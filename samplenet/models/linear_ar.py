@@ -111,7 +111,7 @@ class LinearAR(AudioModel):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, weight = self._mse(data)
-            share = replica_share(loss)
+            share = replica_share(self.optimizer.scale_loss(loss))  # mixed_float16
         grads = tape.gradient(share, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         self.residual_ema.assign(_VARIANCE_DECAY * self.residual_ema

@@ -45,6 +45,7 @@ TRAIN_DEFAULTS = {
     "epsilon": 1e-4,             # adam / rmsprop epsilon
     "momentum": 0.0,             # sgd / rmsprop momentum
     "clipnorm": 5.0,             # global-norm gradient clipping (0 = off)
+    "clipvalue": 0.0,            # element-wise gradient clipping to +-clipvalue (0 = off)
     "lr_decay": 0.0,             # exponential decay rate per `lr_decay_steps` (0 = off)
     "lr_decay_steps": 10000,
     "batch_size": 32,
@@ -58,7 +59,7 @@ TRAIN_DEFAULTS = {
     "generate_seconds": 1.0,
     "seed": 0,
     "jit_compile": False,
-    "mixed_precision": "",       # "" (float32) or "mixed_bfloat16"
+    "mixed_precision": "",       # "" (float32), "mixed_bfloat16" or "mixed_float16" (loss-scaled)
 }
 
 _SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS}
@@ -114,6 +115,36 @@ def configs_dir():
 def preset_names():
     """Sorted names of the presets in ``configs/``."""
     return sorted(path.stem for path in configs_dir().glob("*.json"))
+
+
+# A preset named NAME + CPU_SUFFIX is preset NAME sized to train in minutes on a CPU.
+CPU_SUFFIX = "_cpu"
+
+
+def cpu_sized_preset(name):
+    """The preset that is ``name`` sized for a CPU (``NAME_cpu``), or None when there is
+    none (or ``name`` is one)."""
+    if name is None or name.endswith(CPU_SUFFIX) or name + CPU_SUFFIX not in preset_names():
+        return None
+    return name + CPU_SUFFIX
+
+
+def full_size_preset(name):
+    """The preset ``name`` is a CPU-sized version of (``NAME_cpu`` -> ``NAME``), or None."""
+    if name is None or not name.endswith(CPU_SUFFIX):
+        return None
+    full = name[:-len(CPU_SUFFIX)]
+    return full if full in preset_names() else None
+
+
+def differences(config, other, keys):
+    """``"key value (other value)"`` for each of ``keys`` (model keys, or ``section.key``) in
+    which the resolved configs ``config`` and ``other`` differ."""
+    def value(source, key):
+        section, _, name = key.rpartition(".")
+        return source[section][name] if section else source[key]
+    return [f"{key} {value(config, key)} ({value(other, key)})" for key in keys
+            if value(config, key) != value(other, key)]
 
 
 def load_preset(name):

@@ -16,12 +16,18 @@ step at about 50).
 
 Gate layout in the last axis of projections: GRU ``[update z, reset r, candidate]``
 (``reset_after`` variant: the reset gate multiplies the recurrent candidate projection); LSTM
-``[input i, forget f, candidate g, output o]``.
+``[input i, forget f, candidate g, output o]``. These are the layouts of Keras's ``GRU``
+(``reset_after=True``) and ``LSTM``, so ``run_layer`` can hand the same weights to the cuDNN
+kernels Keras runs on a GPU (``IMPLEMENTATIONS``).
 """
 import tensorflow as tf
 
 RNN_TYPES = frozenset({"gru", "lstm"})
 GATES = {"gru": 3, "lstm": 4}
+# How ``run_layer`` runs a layer: "samplenet" (``run_sequence``, any device, compiles with
+# XLA), "cudnn" (cuDNN through Keras's TensorFlow backend; needs a GPU), "auto" (cuDNN where
+# the layer runs on a GPU, else "samplenet").
+IMPLEMENTATIONS = frozenset({"auto", "samplenet", "cudnn"})
 
 
 def _gru_cell(x_proj, state, recurrent_kernel, recurrent_bias):
@@ -126,6 +132,12 @@ def _or_zeros(gradient, like):
     return tf.zeros_like(like) if gradient is None else gradient
 
 
+def _add_to_last(over_time, last):
+    """``over_time`` ``(time, ...)`` with ``last`` added to its last step (a concatenation:
+    ``tensor_scatter_nd_add`` has no float16 or bfloat16 GPU kernel)."""
+    return tf.concat([over_time[:-1], over_time[-1:] + last[None]], axis=0)
+
+
 def _sequence(rnn_type, x_proj, initial, recurrent_kernel, recurrent_bias):
     """Time-major GRU or LSTM with the written-out gradient: ``x_proj`` ``(time, batch, gates *
     units)``, ``initial`` a tuple of ``(batch, units)`` state tensors (``h`` first) ->
@@ -148,9 +160,7 @@ def _sequence(rnn_type, x_proj, initial, recurrent_kernel, recurrent_bias):
         def grad(d_outputs, *d_finals):
             # The gradient reaching each state tensor at every step: the outputs' (h only)
             # plus, at the last step, the final state's.
-            last = [[tf.shape(x_proj)[0] - 1]]
-            d_states = [tf.tensor_scatter_nd_add(_or_zeros(d_over_time, over_time), last,
-                                                 _or_zeros(d_final, first)[None])
+            d_states = [_add_to_last(_or_zeros(d_over_time, over_time), _or_zeros(d_final, first))
                         for d_over_time, d_final, over_time, first
                         in zip([d_outputs] + [None] * (size - 1), d_finals, states, initial)]
             kernel_t = tf.transpose(kernel)  # once: a transposed product per step is slow here
@@ -195,3 +205,94 @@ def run_sequence(rnn_type, x_proj, initial_state, recurrent_kernel, recurrent_bi
     outputs, *final = _sequence(rnn_type, time_major, initial, kernel, bias)
     final_state = tuple(final) if rnn_type == "lstm" else final[0]
     return tf.transpose(outputs, [1, 0, 2]), final_state
+
+
+def gpu_visible():
+    """True when TensorFlow sees a GPU (cuDNN's recurrent kernels run only there)."""
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def uses_cudnn(implementation, inputs=None):
+    """Whether ``run_layer`` runs ``implementation`` on cuDNN: always for ``"cudnn"``; for
+    ``"auto"`` when TensorFlow sees a GPU and ``inputs`` (if given) is not placed on a CPU
+    (an explicit ``tf.device("/CPU:0")`` scope, or an eager tensor in host memory)."""
+    if implementation == "cudnn":
+        return True
+    if implementation == "samplenet" or not gpu_visible():
+        return False
+    device = getattr(inputs, "device", None) or ""
+    return tf.DeviceSpec.from_string(device).device_type != "CPU"
+
+
+def keras_bias(rnn_type, bias, recurrent_bias):
+    """The biases in the layout of Keras's ``GRU(reset_after=True)`` (``(2, 3 * units)``: input
+    bias, recurrent bias) or ``LSTM`` (``(4 * units,)``: their sum; an LSTM adds both biases to
+    the same pre-activation). Kernels need no change: FrameRNN's ``(input_dim, gates * units)``
+    and ``(units, gates * units)`` with the gate order of this module are Keras's."""
+    if rnn_type == "gru":
+        return tf.stack([bias, recurrent_bias])
+    return bias + recurrent_bias
+
+
+def _keras_cudnn(rnn_type, inputs, initial_state, kernel, recurrent_kernel, bias):
+    """One layer on cuDNN through a Keras-internal function: ``keras.src.backend.gru`` /
+    ``lstm``, which ``keras.layers.GRU`` / ``LSTM`` call with cuDNN-compatible settings (tanh,
+    sigmoid, not unrolled, ``reset_after``; no mask) and which lay the weights out for
+    TensorFlow's ``CudnnRNNV3`` (Keras 3.15). Weights in Keras's layout (``keras_bias``).
+
+    Returns ``(outputs (batch, time, units), final state)``. Raises ``NotImplementedError``
+    where cuDNN cannot run (TensorFlow sees no GPU) or this Keras lacks the functions (the
+    caller falls back to ``run_sequence``).
+    """
+    try:
+        from keras.src import backend as keras_backend
+        run = {"gru": keras_backend.gru, "lstm": keras_backend.lstm}[rnn_type]
+    except (ImportError, AttributeError) as error:
+        raise NotImplementedError(f"Keras has no cuDNN recurrent function here ({error})") \
+            from None
+    settings = dict(mask=None, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias,
+                    activation=tf.tanh, recurrent_activation=tf.sigmoid, return_sequences=True)
+    if rnn_type == "gru":
+        _, outputs, (state,) = run(inputs, initial_state, reset_after=True, **settings)
+        return outputs, state
+    _, outputs, (h, c) = run(inputs, *initial_state, **settings)
+    return outputs, (h, c)
+
+
+def run_layer(rnn_type, inputs, initial_state, kernel, bias, recurrent_kernel, recurrent_bias,
+              implementation="auto"):
+    """Run one GRU or LSTM layer over a sequence of inputs.
+
+    ``"samplenet"`` projects every step's input at once (``inputs @ kernel + bias``) and runs
+    ``run_sequence``; ``"cudnn"`` hands the same weights to cuDNN (``keras_bias``,
+    ``_keras_cudnn``): the same function, computed by cuDNN's fused kernels, forward and
+    backward; ``"auto"`` chooses with ``uses_cudnn``.
+
+    Args:
+      rnn_type: ``"gru"`` or ``"lstm"``.
+      inputs: ``(batch, time, input_dim)``.
+      initial_state: ``(batch, units)`` (GRU) or a tuple ``(h, c)`` (LSTM), in ``inputs``'
+        dtype.
+      kernel: ``(input_dim, gates * units)``; bias: ``(gates * units,)``;
+        recurrent_kernel: ``(units, gates * units)``; recurrent_bias: ``(gates * units,)``
+        (variables or tensors; read in ``inputs``' dtype).
+      implementation: one of ``IMPLEMENTATIONS``.
+    Returns:
+      ``(outputs (batch, time, units), final_state)``, the state as given.
+    Raises:
+      ValueError: ``implementation="cudnn"`` where cuDNN cannot run.
+    """
+    kernel, bias, recurrent_kernel, recurrent_bias = [
+        tf.cast(weight, inputs.dtype)
+        for weight in (kernel, bias, recurrent_kernel, recurrent_bias)]
+    if uses_cudnn(implementation, inputs):
+        try:
+            return _keras_cudnn(rnn_type, inputs, initial_state, kernel, recurrent_kernel,
+                                keras_bias(rnn_type, bias, recurrent_bias))
+        except NotImplementedError as error:
+            if implementation == "cudnn":
+                reason = str(error) or "cuDNN runs only on a GPU, and TensorFlow sees none"
+                raise ValueError(f"rnn_implementation='cudnn' cannot run here: {reason}") \
+                    from None
+    x_proj = tf.tensordot(inputs, kernel, axes=1) + bias
+    return run_sequence(rnn_type, x_proj, initial_state, recurrent_kernel, recurrent_bias)

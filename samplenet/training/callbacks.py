@@ -81,15 +81,18 @@ class CheckpointWriter(keras.callbacks.Callback):
       is_chief: only the chief writes into the run directory.
       best_value: the best monitored value so far (from the run's ``best`` checkpoint on resume).
       elapsed_seconds: training time already spent in earlier sessions of the run.
+      train_steps: training steps (batches) already taken in earlier sessions of the run.
 
-    ``state.json`` records the data position, ``{"train_steps": optimizer step}``: the steps
+    ``state.json`` records the data position, ``{"train_steps": steps}``: the training steps
     whose batches the (deterministic, repeated) training pipeline has delivered, so that a
-    resumed run skips exactly those. (Validation inside ``fit`` starts its pipeline afresh
-    every epoch, so it has no position.)
+    resumed run skips exactly those. They are counted here, not read from the optimizer: under
+    mixed_float16 a step whose gradients overflowed consumed its batch but is not an optimizer
+    step. (Validation inside ``fit`` starts its pipeline afresh every epoch, so it has no
+    position.)
     """
 
     def __init__(self, checkpoints_dir, *, every=1, policy="best", is_chief=True,
-                 best_value=math.inf, elapsed_seconds=0.0):
+                 best_value=math.inf, elapsed_seconds=0.0, train_steps=0):
         super().__init__()
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"train.checkpoint_every must be an int >= 1, got {every!r}")
@@ -102,8 +105,12 @@ class CheckpointWriter(keras.callbacks.Callback):
         self.is_chief = is_chief
         self.best_value = best_value
         self.elapsed_seconds = elapsed_seconds
+        self.train_steps = train_steps
         self._session_start = time.monotonic()
         self._unsaved = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.train_steps += 1
 
     def on_train_begin(self, logs=None):
         self._session_start = time.monotonic()
@@ -133,7 +140,7 @@ class CheckpointWriter(keras.callbacks.Callback):
         is_best = value < self.best_value
         state = {"epoch": epoch + 1,
                  "step": optimizer_step(self.model.optimizer),
-                 "data_position": {"train_steps": optimizer_step(self.model.optimizer)},
+                 "data_position": {"train_steps": self.train_steps},
                  "val_loss": float(logs["val_loss"]) if "val_loss" in logs else None,
                  "monitor": name, "monitored_value": value,
                  "metrics": {k: float(v) for k, v in logs.items()},
@@ -264,7 +271,7 @@ class SampleWriter(keras.callbacks.Callback):
 
 
 def make_callbacks(run, train, *, sample_rate, has_validation, is_chief, best_value=math.inf,
-                   elapsed_seconds=0.0):
+                   elapsed_seconds=0.0, train_steps=0):
     """The callbacks of one training session.
 
     Args:
@@ -272,7 +279,7 @@ def make_callbacks(run, train, *, sample_rate, has_validation, is_chief, best_va
       train: the resolved ``train`` section.
       sample_rate: Hz of the model's audio (for samples).
       has_validation: whether validation runs (early stopping then watches ``val_loss``).
-      is_chief, best_value, elapsed_seconds: see ``CheckpointWriter``.
+      is_chief, best_value, elapsed_seconds, train_steps: see ``CheckpointWriter``.
     Returns ``(callbacks, guard)``: the list for ``fit`` and the ``NonFiniteLossGuard`` in it.
     """
     guard = NonFiniteLossGuard()
@@ -280,7 +287,8 @@ def make_callbacks(run, train, *, sample_rate, has_validation, is_chief, best_va
     callbacks = [guard,
                  CheckpointWriter(run.checkpoints, every=train["checkpoint_every"],
                                   policy=train["checkpoint_policy"], is_chief=is_chief,
-                                  best_value=best_value, elapsed_seconds=elapsed_seconds),
+                                  best_value=best_value, elapsed_seconds=elapsed_seconds,
+                                  train_steps=train_steps),
                  CsvLog(run.log_csv, is_chief=is_chief),
                  ScalarSummaries(writer, is_chief=is_chief),
                  SampleWriter(run.samples, writer, every=train["generate_every"],

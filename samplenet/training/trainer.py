@@ -15,7 +15,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from samplenet import data
+from samplenet import data, loading
 from samplenet.data import pipelines
 from samplenet.models import registry
 from samplenet.training import checkpoints
@@ -26,7 +26,7 @@ from samplenet.training.strategy import (is_chief, is_distributed, lost_worker_e
                                         make_strategy)
 
 _logger = logging.getLogger(__name__)
-PRECISIONS = frozenset({"", "mixed_bfloat16"})
+PRECISIONS = frozenset({"", "mixed_bfloat16", "mixed_float16"})
 # Train keys that may change when a run is resumed: how long and how it is logged, not what
 # is learned.
 RESUMABLE_TRAIN_KEYS = frozenset({
@@ -207,7 +207,8 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
     callbacks, guard = make_callbacks(run, section, sample_rate=model.sample_rate,
                                       has_validation=has_validation, is_chief=chief,
                                       best_value=state["best_value"],
-                                      elapsed_seconds=state["elapsed_seconds"])
+                                      elapsed_seconds=state["elapsed_seconds"],
+                                      train_steps=position["train_steps"])
     callbacks += model.training_callbacks()
     with lost_worker_errors(strategy, run):  # a lost peer: WorkerLost, not a hang or trace
         history = model.fit(
@@ -221,6 +222,17 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         raise TrainingDiverged(f"{guard.message}; the last good checkpoint is "
                                f"{str(latest) if latest else 'none (no epoch completed)'}")
     return history.history
+
+
+def evaluate_run(run_dir, split="test"):
+    """Metrics (``evaluate``) of a run's best (else latest) checkpoint on ``split``, and of an
+    untrained model of the same config initialised with the run's seed: ``(trained,
+    untrained)``. ``ValueError`` when the split has no files."""
+    _, folder, config = loading.locate(run_dir)
+    trained = evaluate(loading.model_from_checkpoint(folder, config), config, split=split)
+    keras.utils.set_random_seed(config["train"]["seed"])
+    untrained = evaluate(registry.model_from_config(config), config, split=split)
+    return trained, untrained
 
 
 def evaluate(model, config, *, split="test", data_spec=None, batch_size=None, verbose=0):

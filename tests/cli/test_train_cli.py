@@ -2,6 +2,7 @@
 train -> generate -> evaluate journey plus error reporting in subprocesses."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from absl import flags
 
 from samplenet.cli import flags as cli_flags
 from samplenet.cli import train as train_cli
+from samplenet.models import registry
 from samplenet.models.registry import EXTRA_FAMILIES_ENV
 from samplenet.testing.toy_model import toy_config
 
@@ -89,6 +91,24 @@ def test_build_config_model_and_config_together_raise(tmp_path):
         train_cli.build_config(_parse(tmp_path, f"--config={path}", "--model=toy_ar"))
 
 
+def test_size_notes_warn_before_a_full_size_run_without_a_gpu_only():
+    config = registry.config_for("samplernn_3tier")
+    before, after = train_cli.size_notes("samplernn_3tier", config, has_gpu=False)
+    assert before.startswith("warning: samplernn_3tier is the full-size model")
+    assert "python train.py --model samplernn_3tier_cpu" in before and after is None
+    assert train_cli.size_notes("samplernn_3tier", config, has_gpu=True) == (None, None)
+    assert train_cli.size_notes(None, config, has_gpu=False) == (None, None)  # --config
+
+
+def test_size_notes_after_a_cpu_sized_run_tell_how_to_train_the_full_size_model():
+    config = registry.config_for("samplernn_3tier_cpu")
+    before, after = train_cli.size_notes("samplernn_3tier_cpu", config, has_gpu=False)
+    assert before is None
+    assert after.startswith("samplernn_3tier_cpu is samplernn_3tier sized for a CPU (dim 256 "
+                            "(1024), seq_len 512 (1024), train.batch_size 16 (32)")
+    assert after.endswith("python train.py --model samplernn_3tier")
+
+
 def test_report_errors_prints_one_line_and_returns_non_zero(capsys):
     @cli_flags.report_errors
     def main(argv):
@@ -107,6 +127,10 @@ def test_cli_train_generate_evaluate_round_trip(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"run directory: {run}" in result.stdout and "bits per sample" in result.stdout
     assert json.loads((run / "config.json").read_text())["family"] == "toy_ar"
+    [test_line] = [line for line in result.stdout.splitlines() if line.startswith("test ")]
+    trained, untrained = map(float, re.findall(r"\d+\.\d{4}", test_line))
+    assert test_line.startswith("test bits per sample (") and trained != untrained
+    assert error_lines(result.stderr) == []  # nothing but samplenet's lines, and none here
 
     out = tmp_path / "generated"
     prime = tmp_path / "prime.wav"

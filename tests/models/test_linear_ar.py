@@ -122,3 +122,33 @@ def test_linear_ar_rejects_bad_arguments(arguments, match):
 def test_linear_ar_generation_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LinearAR().generate_chunks(**{"num_samples": 4, **kwargs})
+
+
+def test_linear_ar_mixed_float16_step_moves_the_weights_as_float32_does():
+    """Under mixed_float16 the loss is scaled before the gradient (the LossScaleOptimizer
+    divides it out again); without the scaling the step would be 2**15 times too small."""
+    import keras
+    rng = np.random.default_rng(0)
+    audio = (0.3 * rng.standard_normal((4, 64))).astype(np.float32)
+    batch = {"audio": audio, "samples": np.zeros((4, 64), np.int32),
+             "mask": np.ones((4, 64 - 2), np.float32)}
+    moved = {}
+    try:
+        for policy in ("float32", "mixed_float16"):
+            keras.mixed_precision.set_global_policy(policy)
+            model = LinearAR(order=2, target_len=62)
+            model.ensure_built()
+            start = np.random.default_rng(1)
+            for weight in model.trainable_weights:
+                weight.assign(0.3 * start.standard_normal(weight.shape).astype(np.float32))
+            before = [w.numpy().copy() for w in model.trainable_weights]
+            model.compile(optimizer=make_optimizer({"optimizer": "sgd", "learning_rate": 0.1,
+                                                    "clipnorm": 0.0,
+                                                    "mixed_precision": policy}))
+            model.train_on_batch(batch)
+            moved[policy] = np.concatenate([(w.numpy() - b).ravel() for w, b in
+                                            zip(model.trainable_weights, before)])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.linalg.norm(moved["float32"]) > 0
+    np.testing.assert_allclose(moved["mixed_float16"], moved["float32"], rtol=0.05, atol=1e-4)

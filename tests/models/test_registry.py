@@ -24,6 +24,29 @@ def test_presets_include_the_documented_ones():
             "soundstream"} <= set(registry.preset_names())
 
 
+def test_cpu_sized_and_full_size_presets_pair_by_name():
+    assert registry.cpu_sized_preset("samplernn_3tier") == "samplernn_3tier_cpu"
+    assert registry.full_size_preset("samplernn_3tier_cpu") == "samplernn_3tier"
+    assert registry.cpu_sized_preset("samplernn_3tier_cpu") is None
+    assert registry.cpu_sized_preset("wavenet") is None  # no wavenet_cpu preset
+    assert registry.full_size_preset("wavenet") is None and registry.full_size_preset(None) is None
+
+
+def test_the_cpu_sized_samplernn_differs_from_the_paper_size_only_in_size_and_schedule():
+    cpu = registry.config_for("samplernn_3tier_cpu")
+    full = registry.config_for("samplernn_3tier")
+    changed = {key for key in set(cpu) | set(full) if cpu.get(key) != full.get(key)}
+    assert changed <= {"dim", "seq_len", "data", "train"}, changed
+    assert cpu["dim"] < full["dim"]
+
+
+def test_differences_lists_the_keys_that_differ_with_the_other_value():
+    config = registry.config_for("samplernn_3tier", ["dim=32", "train.batch_size=4"])
+    other = registry.config_for("samplernn_3tier")
+    assert registry.differences(config, other, ["dim", "seq_len", "train.batch_size"]) == [
+        "dim 32 (1024)", "train.batch_size 4 (32)"]
+
+
 def test_overrides_reach_model_and_sections():
     config = registry.config_for("samplernn_3tier", ["dim=32", "train.learning_rate=3e-4",
                                                      "data.spec=builtin:sines",

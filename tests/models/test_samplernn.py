@@ -214,3 +214,54 @@ def test_samplernn_mixed_bfloat16_training_carries_float32_state(rnn_type="lstm"
     assert np.isfinite(trained["loss"]) and np.isfinite(continued["loss"])
     assert all(state.dtype == np.float32 and state.shape[0] == 2 for state in carried)
     assert continued["loss"] != fresh["loss"]
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_samplernn_mixed_float16_tbptt_step_equals_float32_step(rnn_type):
+    """A loss-scaled TBPTT step under mixed_float16 (two subsequences: the second continues the
+    carried state) keeps float32 weights and carried state, gives a finite loss, and moves the
+    weights as the float32 step does."""
+    updates, losses = {}, {}
+    try:
+        for policy in ("float32", "mixed_float16"):
+            keras.mixed_precision.set_global_policy(policy)
+            keras.utils.set_random_seed(5)
+            model = _model(rnn_type=rnn_type, num_rnn_layers=1)
+            sgd = keras.optimizers.SGD(1.0)
+            model.compile(optimizer=keras.optimizers.LossScaleOptimizer(sgd)
+                          if policy == "mixed_float16" else sgd)
+            model.train_on_batch(_batch(model, seed=1))
+            before = [w.numpy() for w in model.trainable_weights]
+            losses[policy] = model.train_on_batch(_batch(model, seed=2, reset=False),
+                                                  return_dict=True)["loss"]
+            updates[policy] = np.concatenate([(w.numpy() - b).ravel()
+                                              for w, b in zip(model.trainable_weights, before)])
+            assert all(w.dtype == "float32" for w in model.weights)
+            assert all(v.dtype == tf.float32 for v in model._train_state.variables)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(losses["mixed_float16"])
+    np.testing.assert_allclose(losses["mixed_float16"], losses["float32"], rtol=1e-2)
+    error = np.linalg.norm(updates["mixed_float16"] - updates["float32"])
+    assert error < 0.1 * np.linalg.norm(updates["float32"])
+
+
+@pytest.mark.parametrize("policy, atol", [("mixed_float16", 0.02), ("mixed_bfloat16", 0.2)])
+@pytest.mark.parametrize("weight_norm", [False, True])
+def test_samplernn_generation_under_mixed_precision_follows_training_logits(policy, atol,
+                                                                              weight_norm):
+    """The generation loop runs in the policy's compute dtype (its steps read the weights
+    outside ``__call__``, where Keras does not cast them; ``linear.frozen_kernels`` casts the
+    weight-normalised kernels) and still computes the training pass's logits, to that dtype's
+    rounding."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = _model(frame_sizes=(2, 4, 8), rnn_type="lstm", weight_norm=weight_norm)
+        samples = _batch(model)["samples"]
+        expected = tf.cast(model({"samples": samples}), tf.float32)
+        got = model.generation_logits(samples)
+        codes, audio = model.generate(20, batch_size=2, seed=0, prime=np.zeros(9, np.float32))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    np.testing.assert_allclose(got, expected, atol=atol)
+    assert codes.shape == (2, 20) and np.all(np.isfinite(audio))

@@ -122,3 +122,29 @@ def test_run_sequence_gradient_flows_into_variables():
         tape.watch(kernel)
         loss = tf.reduce_sum(_by_steps("gru", x_proj, h0, kernel, bias)[0])
     np.testing.assert_allclose(d_kernel, tape.gradient(loss, kernel), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rnn_type", sorted(recurrent.RNN_TYPES))
+def test_keras_layout_gives_keras_layers_the_same_sequence(rnn_type):
+    """samplenet's weights, with the biases in Keras's layout (``keras_bias``) and the kernels
+    as they are, make Keras's GRU(reset_after=True) / LSTM layer compute ``run_layer``'s
+    outputs and final state: the function Keras's cuDNN path computes from the same weights."""
+    gates = recurrent.GATES[rnn_type] * UNITS
+    x = _random(BATCH, 6, INPUT)
+    kernel, bias = _random(INPUT, gates, seed=1) * 0.5, _random(gates, seed=2) * 0.5
+    recurrent_kernel = _random(UNITS, gates, seed=3) * 0.5
+    recurrent_bias = _random(gates, seed=4) * 0.5
+    h0 = _random(BATCH, UNITS, seed=5)
+    state = (h0, _random(BATCH, UNITS, seed=6)) if rnn_type == "lstm" else h0
+    layer_class = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[rnn_type]
+    layer = layer_class(UNITS, return_sequences=True, return_state=True, use_cudnn=False)
+    layer.build(x.shape)
+    layer.set_weights([kernel, recurrent_kernel,
+                       np.asarray(recurrent.keras_bias(rnn_type, bias, recurrent_bias))])
+    expected, *expected_final = layer(x, initial_state=list(tf.nest.flatten(state)))
+    outputs, final = recurrent.run_layer(rnn_type, tf.constant(x), state, kernel, bias,
+                                         recurrent_kernel, recurrent_bias, "samplenet")
+    np.testing.assert_allclose(outputs, expected, atol=1e-5)
+    for got, want in zip(tf.nest.flatten(final), expected_final):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+

@@ -68,6 +68,18 @@ def test_checkpoint_writer_skips_non_finite_loss(tmp_path, model):
     assert checkpoints.latest_checkpoint(tmp_path) is None
 
 
+def test_checkpoint_writer_data_position_counts_batches_not_optimizer_steps(tmp_path, model):
+    """Under mixed_float16 a step whose gradients overflowed consumes its batch without being an
+    optimizer step: the position a resumed run skips to counts batches."""
+    writer = _attach(cb.CheckpointWriter(tmp_path, train_steps=10), model)
+    model.optimizer.iterations.assign(13)  # 15 batches, 2 of them skipped steps
+    for batch in range(5):
+        writer.on_train_batch_end(batch)
+    writer.on_epoch_end(0, {"loss": 1.0})
+    state = checkpoints.read_state(checkpoints.latest_checkpoint(tmp_path))
+    assert state["data_position"] == {"train_steps": 15} and state["step"] == 13
+
+
 def test_checkpoint_writer_not_chief_writes_nothing_in_run(tmp_path, model):
     writer = _attach(cb.CheckpointWriter(tmp_path / "checkpoints", is_chief=False), model)
     writer.on_epoch_end(0, {"loss": 1.0})

@@ -41,6 +41,20 @@ def test_make_optimizer_zero_clipnorm_does_not_clip():
     assert _update_norm(clipnorm=0.0) == pytest.approx(2000.0, rel=1e-5)
 
 
+def test_make_optimizer_clipvalue_clips_each_gradient_value():
+    optimizer = make_optimizer(_train(optimizer="sgd", learning_rate=1.0, clipnorm=0.0,
+                                      clipvalue=1.0))
+    variable = keras.Variable(np.zeros(3, np.float32))
+    optimizer.apply([keras.ops.convert_to_tensor(np.array([5.0, -0.25, -3.0], np.float32))],
+                    [variable])
+    np.testing.assert_allclose(variable.numpy(), [-1.0, 0.25, 1.0])
+
+
+def test_make_optimizer_clipnorm_and_clipvalue_together_raise():
+    with pytest.raises(ValueError, match="one of train.clipnorm .* and train.clipvalue"):
+        make_optimizer(_train(clipnorm=5.0, clipvalue=1.0))
+
+
 def test_make_optimizer_lr_decay_is_exponential_in_steps():
     optimizer = make_optimizer(_train(learning_rate=0.1, lr_decay=0.5, lr_decay_steps=10))
     optimizer.build([keras.Variable(np.zeros(2, np.float32))])
@@ -62,7 +76,7 @@ def test_make_optimizer_unknown_name_raises_listing_options():
 
 
 @pytest.mark.parametrize("key, value", [("learning_rate", 0.0), ("lr_decay", 1.0),
-                                        ("clipnorm", -1.0)])
+                                        ("clipnorm", -1.0), ("clipvalue", -1.0)])
 def test_make_optimizer_out_of_range_value_raises(key, value):
     with pytest.raises(ValueError, match=key):
         make_optimizer(_train(**{key: value}))

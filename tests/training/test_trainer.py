@@ -14,8 +14,9 @@ import tensorflow as tf
 
 from samplenet.loading import load_model, locate
 from samplenet.models import registry
-from samplenet.testing.toy_model import toy_config
+from samplenet.testing.toy_model import ToyAR, toy_config
 from samplenet.training import checkpoints, strategy, trainer
+from samplenet.training.optimizers import make_optimizer
 from samplenet.training.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,6 +136,11 @@ def test_evaluate_reports_bits_per_sample_of_the_test_split(tmp_path):
     results = trainer.evaluate(load_model(folder), config, split="test")
     assert results["bits_per_sample"] == pytest.approx(results["loss"] / np.log(2), rel=1e-5)
     assert results["num_files"] >= 1 and 0 <= results["accuracy"] <= 1
+    trained, untrained = trainer.evaluate_run(tmp_path, "test")
+    assert trained == results  # the run's best checkpoint
+    keras.utils.set_random_seed(config["train"]["seed"])
+    fresh = trainer.evaluate(registry.model_from_config(config), config, split="test")
+    assert untrained == fresh and untrained["bits_per_sample"] > trained["bits_per_sample"]
 
 
 def test_load_model_missing_path_raises_naming_it(tmp_path):
@@ -246,3 +252,102 @@ def test_train_load_and_evaluate_wavenet_toy_preset(tmp_path):
     assert model.family == "wavenet" and model.num_layers == 3
     results = trainer.evaluate(model, config, split="test", batch_size=2)
     assert np.isfinite(results["bits_per_sample"]) and results["num_files"] >= 1
+
+
+# ----- mixed_float16: loss scaling ------------------------------------------------------------
+def _toy_batch(model, seed=0):
+    batch = model.example_batch(4)
+    batch["samples"] = np.random.default_rng(seed).integers(
+        0, model.q_levels, batch["samples"].shape).astype(np.int32)
+    return batch
+
+
+def _toy_under(policy, optimizer):
+    """A ToyAR with fixed initial weights built under the dtype ``policy`` and compiled with
+    ``optimizer``."""
+    keras.mixed_precision.set_global_policy(policy)
+    model = ToyAR()
+    model.ensure_built()
+    rng = np.random.default_rng(1)
+    for weight in model.weights:
+        weight.assign(0.3 * rng.normal(size=weight.shape).astype(np.float32))
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def test_mixed_float16_step_equals_float32_step():
+    """One SGD step under mixed_float16 moves the weights as the float32 step does: the loss
+    was multiplied by the loss scale before the gradient and the gradients divided by it (a
+    step that skipped ``scale_loss`` would move them 2**15 times less)."""
+    updates = {}
+    try:
+        for policy in ("float32", "mixed_float16"):
+            model = _toy_under(policy, make_optimizer({
+                "optimizer": "sgd", "learning_rate": 1.0, "clipnorm": 0.0,
+                "mixed_precision": "" if policy == "float32" else policy}))
+            before = [w.numpy() for w in model.weights]
+            logs = model.train_on_batch(_toy_batch(model), return_dict=True)
+            assert np.isfinite(logs["loss"])
+            updates[policy] = np.concatenate([(w.numpy() - b).ravel()
+                                              for w, b in zip(model.weights, before)])
+            assert all(w.dtype == "float32" for w in model.weights)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    error = np.linalg.norm(updates["mixed_float16"] - updates["float32"])
+    assert error < 0.01 * np.linalg.norm(updates["float32"])
+
+
+def test_mixed_float16_overflow_skips_the_step_and_halves_the_loss_scale():
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1),
+                                                    initial_scale=2.0 ** 60)
+    try:
+        model = _toy_under("mixed_float16", optimizer)
+        before = [w.numpy() for w in model.weights]
+        model.train_on_batch(_toy_batch(model))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # The scaled gradients overflowed float16: no update, and a halved scale.
+    assert float(optimizer.dynamic_scale.numpy()) == 2.0 ** 59
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), value)
+
+
+def test_checkpoint_restores_the_loss_scale_optimizer(tmp_path):
+    """Weights, slots, step count and the loss-scale state survive a save -> restore."""
+    train = {"mixed_precision": "mixed_float16", "learning_rate": 1e-2}
+    try:
+        model = _toy_under("mixed_float16", make_optimizer(train))
+        for seed in range(2):
+            model.train_on_batch(_toy_batch(model, seed))
+        model.optimizer.dynamic_scale.assign(512.0)
+        model.optimizer.step_counter.assign(5)
+        folder = checkpoints.save_checkpoint(tmp_path, model, model.optimizer, {"epoch": 1},
+                                             is_best=True)
+        fresh = _toy_under("mixed_float16", make_optimizer(train))
+        checkpoints.restore(fresh, fresh.optimizer, folder)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert len(fresh.optimizer.variables) == len(model.optimizer.variables) > 2
+    for restored, saved in zip(fresh.optimizer.variables + fresh.weights,
+                               model.optimizer.variables + model.weights):
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy())
+    assert float(fresh.optimizer.dynamic_scale.numpy()) == 512.0
+    assert int(fresh.optimizer.iterations.numpy()) == 2
+
+
+@pytest.mark.slow
+def test_train_mixed_float16_resumed_equals_uninterrupted_run(tmp_path):
+    config = toy_config(mixed_precision="mixed_float16", epochs=2, steps_per_epoch=3)
+    whole, pieces = tmp_path / "whole", tmp_path / "pieces"
+    try:
+        history = trainer.train(config, whole, verbose=0)
+        trainer.train(config, pieces, epochs=1, verbose=0)
+        trainer.train(config, pieces, resume=True, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(history["loss"][-1])
+    assert _latest_state(pieces)["step"] == 6
+    for resumed, uninterrupted in zip(_final_weights(pieces), _final_weights(whole)):
+        assert resumed.dtype == np.float32
+        np.testing.assert_array_equal(resumed, uninterrupted)

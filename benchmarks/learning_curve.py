@@ -28,7 +28,7 @@ import samplenet  # noqa: F401  (first: TensorFlow starts quietly)
 import keras
 from samplenet import audio
 from samplenet.data import from_spec, training_dataset
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.training.optimizers import make_optimizer
 
 SECONDS_SKIPPED_AT_START = 5.0  # intros are often silent
@@ -78,8 +78,8 @@ def prepare(corpus, out, train_files, heldout_files, train_seconds, heldout_seco
 
 # --------------------------------------------------------------------------- run
 def _config(model_name, sets, data, seed):
-    config = registry.apply_overrides(registry.config_for(model_name), sets)
-    return registry.apply_overrides(config, [f"data.spec={json.dumps(str(data))}",
+    config = schema.apply_overrides(schema.config_for(model_name), sets)
+    return schema.apply_overrides(config, [f"data.spec={json.dumps(str(data))}",
                                              f"train.seed={seed}"])
 
 
@@ -117,7 +117,7 @@ def run_variant(model_name, sets, data, heldout, steps, eval_every, seed):
     train = config["train"]
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(train["mixed_precision"] or "float32")
-    model = registry.model_from_config(config)
+    model = schema.model_from_config(config)
     model.compile(optimizer=make_optimizer(train))
     section = config["data"]
     source = from_spec(data, sample_rate=model.sample_rate, valid_fraction=0.0,

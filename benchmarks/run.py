@@ -223,19 +223,19 @@ def build(spec, sets, precision=None):
     Keras dtype policy ``precision`` (default: the spec's, else ``train.mixed_precision``), its
     SampleRNN frame tiers set to the spec's ``rnn_implementation`` if it has one."""
     import keras
-    from samplenet.models import registry as models
+    from samplenet import config as schema
     from samplenet.ops import recurrent
     if spec.get("rnn_implementation") == "cudnn" and not recurrent.gpu_visible():
         raise RuntimeError("rnn_implementation=cudnn needs a GPU, and TensorFlow sees none")
     base, variant = VARIANTS.get(spec["preset"], (spec["preset"], {}))
     overrides = {**variant, **spec.get("overrides", {}),
-                 **dict(models.parse_override(text) for text in sets)}
-    config = models.config_for(base, overrides)
+                 **dict(schema.parse_override(text) for text in sets)}
+    config = schema.config_for(base, overrides)
     precision = precision or spec.get("precision") or config["train"]["mixed_precision"]
     config["train"]["mixed_precision"] = "" if precision == "float32" else precision
     keras.mixed_precision.set_global_policy(precision or "float32")
     keras.utils.set_random_seed(config["train"]["seed"])  # same initial weights every time
-    model = models.model_from_config(config)
+    model = schema.model_from_config(config)
     if "rnn_implementation" in spec:
         for tier in model.tiers:
             tier.rnn_implementation = spec["rnn_implementation"]

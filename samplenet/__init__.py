@@ -23,7 +23,7 @@ from samplenet.tensorflow_start import import_tensorflow  # noqa: E402
 
 import_tensorflow()  # before anything else imports it: see samplenet.tensorflow_start
 
-from samplenet.models.registry import build_model, preset_names  # noqa: E402
+from samplenet.config import build_model, preset_names  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["build_model", "load_model", "preset_names", "audio", "quantization", "data",

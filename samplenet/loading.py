@@ -6,7 +6,7 @@ are read in Keras safe mode, which refuses to deserialize Python code (lambda la
 import zipfile
 from pathlib import Path
 
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.training import checkpoints
 from samplenet.training.run_dir import RunDir
 
@@ -38,13 +38,13 @@ def locate(path):
     else:
         raise ValueError(f"{str(path)!r} is neither a run directory (with config.json) nor a "
                          "complete checkpoint folder (with state.json)")
-    return run, folder, registry.resolve(run.read_config())
+    return run, folder, schema.resolve(run.read_config())
 
 
 def model_from_checkpoint(folder, config):
     """Build the model ``config`` describes and restore its weights (no optimizer) from
     checkpoint ``folder``."""
-    model = registry.model_from_config(config)
+    model = schema.model_from_config(config)
     checkpoints.restore(model, None, folder)
     return model
 

@@ -21,7 +21,7 @@ import soundfile as sf
 import samplenet
 from samplenet import audio
 from samplenet.data import from_spec, pipelines
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.testing.toy_model import toy_config
 from samplenet.training import checkpoints, trainer
 from tests.cli.test_train_cli import assert_one_line_error, error_lines, run_cli
@@ -394,11 +394,11 @@ def codec_run(tmp_path_factory):
     """A run directory holding an untrained tiny codec's checkpoint."""
     tiny = {"channels": 4, "strides": [2, 4], "latent_dim": 8, "num_quantizers": 2,
             "codebook_size": 16, "segment_samples": 2048}
-    config = registry.config_for("soundstream", tiny)
+    config = schema.config_for("soundstream", tiny)
     run = tmp_path_factory.mktemp("codec") / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(config))
-    model = registry.model_from_config(config).ensure_built()
+    model = schema.model_from_config(config).ensure_built()
     checkpoints.save_checkpoint(run / "checkpoints", model, None, {"epoch": 1}, is_best=True)
     return run
 

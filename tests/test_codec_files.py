@@ -7,7 +7,7 @@ import pytest
 import soundfile
 
 from samplenet import codec_files
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.testing.sources import ArraySource
 from samplenet.training import checkpoints
 from samplenet.training.optimizers import make_optimizer
@@ -19,7 +19,7 @@ TINY = {"channels": 4, "strides": [2, 4], "latent_dim": 8, "num_quantizers": 3,
 
 @pytest.fixture(scope="module")
 def codec():
-    model = registry.build_model("soundstream", **TINY).ensure_built()
+    model = schema.build_model("soundstream", **TINY).ensure_built()
     return model
 
 
@@ -88,7 +88,7 @@ def test_evaluate_source_scores_every_file(codec):
 
 @pytest.mark.slow
 def test_codec_cli_encode_decode_evaluate(codec, tmp_path):
-    config = registry.config_for("soundstream", {**TINY, "data.spec":
+    config = schema.config_for("soundstream", {**TINY, "data.spec":
                                                  "builtin:sines?num_items=6&item_seconds=0.5"})
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -21,7 +21,8 @@ from absl import flags
 from samplenet import export as export_lib
 from samplenet.cli import export as export_cli
 from samplenet.loading import load_model
-from samplenet.models.registry import EXTRA_FAMILIES_ENV, build_model
+from samplenet.config import build_model
+from samplenet.models.registry import EXTRA_FAMILIES_ENV
 from samplenet.testing.toy_model import toy_config
 from samplenet.training import trainer
 from tests.cli.test_train_cli import error_lines

@@ -51,7 +51,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.models.base import AudioModel
 from samplenet.ops.receptive_field import measured_receptive_field
 from samplenet.validation import check_positive_int
@@ -428,7 +428,7 @@ def analyze_model(model_or_preset, overrides=None, batch_size=None, seq_len=None
 
     Args:
       model_or_preset: a samplenet model, or a preset / family name for
-        ``registry.config_for``.
+        ``schema.config_for``.
       overrides: with a name, ``{"key": value}`` or ``["key=value", ...]`` as for ``--set``.
       batch_size: batch of the activation estimate (default: the preset's
         ``train.batch_size``; 1 for a model instance).
@@ -447,8 +447,8 @@ def analyze_model(model_or_preset, overrides=None, batch_size=None, seq_len=None
         model = model_or_preset
         default_batch = 1
     elif isinstance(model_or_preset, str):
-        config = registry.config_for(model_or_preset, overrides)
-        model = registry.model_from_config(config)
+        config = schema.config_for(model_or_preset, overrides)
+        model = schema.model_from_config(config)
         preset = model_or_preset
         default_batch = config["train"]["batch_size"]
     else:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from samplenet.analysis.dataset import DatasetReport
 from samplenet.analysis.model import analyze_model
-from samplenet.models import registry
+from samplenet import config as schema
 
 SUGGEST_FAMILIES = frozenset({"samplernn", "wavenet", "linear_ar"})
 DEFAULT_PRESETS = {"samplernn": "samplernn_3tier", "wavenet": "wavenet",
@@ -55,7 +55,7 @@ class Suggestion:
     Attributes:
       family, preset: the model family and the preset the config starts from.
       overrides: the keys set on top of the preset (suggested and user-given).
-      config: the resolved config (``registry.resolve``), as ``train.py --config`` reads it.
+      config: the resolved config (``schema.resolve``), as ``train.py --config`` reads it.
       reasons: one sentence per choice.
       span_samples: the span the model should cover (samples at the suggested rate).
       covered_samples: the receptive field (WaveNet, linear AR) or top frame (SampleRNN) of
@@ -184,8 +184,8 @@ def _fit_batch(preset, settings, family, memory_bytes, reasons):
     ``(settings with the batch, estimated training memory, the model built)``."""
     length_key = _training_length_key(family)
     while True:
-        config = registry.config_for(preset, settings)
-        model = registry.model_from_config(config)
+        config = schema.config_for(preset, settings)
+        model = schema.model_from_config(config)
         report = analyze_model(model, batch_size=1, measure=False)
         weights = report.training_memory_bytes - report.activation_bytes
         fits = (memory_bytes - weights) // max(report.activation_bytes, 1)
@@ -237,10 +237,10 @@ def suggest_config(dataset_report, family, *, preset=None, overrides=None,
             or not memory_bytes > 0:
         raise ValueError(f"memory_bytes must be a number > 0, got {memory_bytes!r}")
     preset = preset or DEFAULT_PRESETS[family]
-    base = registry.config_for(preset)
+    base = schema.config_for(preset)
     if base["family"] != family:
         raise ValueError(f"preset {preset!r} is a {base['family']!r} model, not {family!r}")
-    user = dict(registry.parse_override(text) for text in overrides) \
+    user = dict(schema.parse_override(text) for text in overrides) \
         if isinstance(overrides, (list, tuple)) else dict(overrides or {})
     report = dataset_report
     rate = report.most_common_sample_rate
@@ -264,7 +264,7 @@ def suggest_config(dataset_report, family, *, preset=None, overrides=None,
         mu_law, reason = speech_like(report)
         choices["quantization"] = "mu-law" if mu_law else "linear"
         reasons.append(reason)
-    base = registry.config_for(preset, user)
+    base = schema.config_for(preset, user)
     if family == "wavenet":
         structure, covered, reason = _wavenet_structure(base, span, rate)
     elif family == "samplernn":
@@ -281,7 +281,7 @@ def suggest_config(dataset_report, family, *, preset=None, overrides=None,
                        f"{choices[key]!r}")
     settings, memory, model = _fit_batch(preset, {**choices, **user}, family, memory_bytes,
                                          reasons)
-    config = registry.config_for(preset, settings)
+    config = schema.config_for(preset, settings)
     covered = model.frame_sizes[-1] if family == "samplernn" else model.receptive_field
     return Suggestion(family=family, preset=preset, overrides=settings, config=config,
                       reasons=reasons, span_samples=span, covered_samples=int(covered),

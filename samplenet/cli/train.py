@@ -12,7 +12,7 @@ from absl import flags
 
 from samplenet import devices
 from samplenet.cli.flags import report_errors, run_app
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.training import trainer
 from samplenet.training.checkpoints import POLICIES
 from samplenet.training.run_dir import RunDir, default_logdir
@@ -30,7 +30,7 @@ TRAIN_FLAGS = ("epochs", "steps_per_epoch", "batch_size", "checkpoint_policy",
 def define_flags(flag_values=FLAGS):
     """Define the flags of ``train`` on ``flag_values``."""
     flags.DEFINE_string("model", "samplernn_3tier_cpu",
-                        f"preset ({', '.join(registry.preset_names())}) or model family",
+                        f"preset ({', '.join(schema.preset_names())}) or model family",
                         flag_values=flag_values)
     flags.DEFINE_string("config", None, "a config JSON file, instead of --model",
                         flag_values=flag_values)
@@ -39,7 +39,7 @@ def define_flags(flag_values=FLAGS):
                               flag_values=flag_values)
     flags.DEFINE_string("data", None, "training data: a folder of audio files or "
                         "builtin:NAME[?key=value&...] (default: the config's data.spec, "
-                        f"{registry.DATA_DEFAULTS['spec']} in the presets)",
+                        f"{schema.DATA_DEFAULTS['spec']} in the presets)",
                         flag_values=flag_values)
     flags.DEFINE_string("logdir", None, "run directory (default runs/<preset or family>-<time>)",
                         flag_values=flag_values)
@@ -71,20 +71,20 @@ def build_config(flag_values=FLAGS):
     if flag_values["config"].present and flag_values["model"].present:
         raise ValueError("give --model or --config, not both")
     if flag_values["config"].present:
-        config = registry.resolve(registry.load_config_file(flag_values.config))
+        config = schema.resolve(schema.load_config_file(flag_values.config))
         name = config["family"]
     elif (flag_values.resume and flag_values.logdir and not flag_values["model"].present):
-        config = registry.resolve(RunDir(flag_values.logdir).read_config())
+        config = schema.resolve(RunDir(flag_values.logdir).read_config())
         name = None
     else:
-        config = registry.config_for(flag_values.model)
+        config = schema.config_for(flag_values.model)
         name = flag_values.model
-    config = registry.apply_overrides(config, flag_values.set)
+    config = schema.apply_overrides(config, flag_values.set)
     explicit = {f"train.{key}": flag_values[key].value for key in TRAIN_FLAGS
                 if flag_values[key].present}
     if flag_values["data"].present:
         explicit["data.spec"] = flag_values.data
-    return registry.apply_overrides(config, explicit), name
+    return schema.apply_overrides(config, explicit), name
 
 
 # What the end of a run compares between a CPU-sized preset and its full-size preset.
@@ -96,15 +96,15 @@ def size_notes(name, config, has_gpu):
     """``(before, after)``: a warning to print before training the full-size preset ``name``
     on a machine without a GPU when a CPU-sized one exists, and a note to print after training
     a CPU-sized preset on how to train the full-size one; each None when it does not apply."""
-    cpu_preset, full_preset = registry.cpu_sized_preset(name), registry.full_size_preset(name)
+    cpu_preset, full_preset = schema.cpu_sized_preset(name), schema.full_size_preset(name)
     before = after = None
     if cpu_preset and not has_gpu:
         before = (f"warning: {name} is the full-size model, meant for a GPU (an epoch takes hours "
                   f"on a CPU); {cpu_preset} is sized to train in minutes here: python train.py "
                   f"--model {cpu_preset}")
     if full_preset:
-        full = registry.config_for(full_preset)
-        changes = ", ".join(registry.differences(config, full, [
+        full = schema.config_for(full_preset)
+        changes = ", ".join(schema.differences(config, full, [
             key for key in SIZE_KEYS if "." in key or key in config]))
         after = (f"{name} is {full_preset} sized for a CPU ({changes}; {full_preset}'s values "
                  f"in brackets). The full-size model, for a GPU (docs/gpu.md): python train.py "

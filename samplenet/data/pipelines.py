@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from samplenet import quantization as quant
 from samplenet.audio import AudioError
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.ops import spectral
 from samplenet.validation import check_int, check_seconds
 
@@ -578,7 +578,7 @@ def training_dataset(model, source, split="train", *, batch_size, seed=0, repeat
     ``overlap``, ``q_levels``, ``quantization``, ``with_labels`` for "tbptt"; ``context``,
     ``target_len``, ``q_levels``, ``quantization``, ``with_labels``, ``local_condition`` for
     "windows"; ``segment_samples`` for "segments"), overridden by the keys of the config's data
-    section (``data_section``, keys of ``registry.DATA_DEFAULTS``) that concern that pipeline:
+    section (``data_section``, keys of ``schema.DATA_DEFAULTS``) that concern that pipeline:
 
     - "tbptt": ``example_seconds`` -> ``example_seconds``.
     - "windows": ``local_condition``: "" keeps the model's, "log-mel" requires the model's to
@@ -599,9 +599,9 @@ def training_dataset(model, source, split="train", *, batch_size, seed=0, repeat
 def _pipeline_options(model, data_section, sample_rate):
     """``(kind, keyword arguments)`` of ``model``'s pipeline with the data section's overrides
     (see ``training_dataset``); ValueError for unknown data keys or an unknown data kind."""
-    unknown = sorted(set(data_section) - set(registry.DATA_DEFAULTS))
+    unknown = sorted(set(data_section) - set(schema.DATA_DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown data keys {unknown}; known: {sorted(registry.DATA_DEFAULTS)}")
+        raise ValueError(f"unknown data keys {unknown}; known: {sorted(schema.DATA_DEFAULTS)}")
     kind = model.data_kind
     if kind not in _PIPELINES:
         raise ValueError(f"model.data_kind must be one of {sorted(_PIPELINES)}, got {kind!r}")

@@ -1,4 +1,2 @@
-"""samplenet's models (one per module) and the preset registry."""
-from samplenet.models.registry import build_model, preset_names
-
-__all__ = ["build_model", "preset_names"]
+"""samplenet's models, one per module, and the family registry (``registry``); presets and
+configurations are ``samplenet.config``."""

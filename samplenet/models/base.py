@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from samplenet.training.losses import nats_to_bits
+from samplenet.ops.losses import nats_to_bits
 
 DATA_KINDS = frozenset({"tbptt", "windows", "segments"})
 
@@ -95,7 +95,7 @@ class CategoricalAutoregressive(AudioModel):
     Optimises cross-entropy in nats and reports ``loss`` (nats), ``bits_per_sample`` and
     ``accuracy`` (next-level arg-max), each averaged over the counted (unmasked) targets.
     Subclasses implement ``loss_and_accuracy(data, training)`` returning
-    ``(loss, weight, accuracy)`` (see ``samplenet.training.losses``); the default steps train on
+    ``(loss, weight, accuracy)`` (see ``samplenet.ops.losses``); the default steps train on
     it. A subclass with more to do per step (SampleRNN's carried state) overrides the steps and
     calls ``update_metrics``.
     """

@@ -10,7 +10,7 @@ from samplenet.layers.sample_mlp import SampleMLP
 from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
 from samplenet.ops import recurrent, sampling
-from samplenet.training.losses import masked_accuracy, masked_cross_entropy
+from samplenet.ops.losses import masked_accuracy, masked_cross_entropy
 from samplenet.validation import check_int, check_positive_int
 
 

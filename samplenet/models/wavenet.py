@@ -27,7 +27,7 @@ from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
 from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
                                     sample_logits, step_seed)
-from samplenet.training.losses import masked_accuracy, masked_cross_entropy
+from samplenet.ops.losses import masked_accuracy, masked_cross_entropy
 from samplenet.validation import check_bool, check_int, check_positive_int
 
 

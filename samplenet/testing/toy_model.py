@@ -14,7 +14,7 @@ import tensorflow as tf
 from samplenet import quantization as quant
 from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
-from samplenet.training.losses import masked_accuracy, masked_cross_entropy
+from samplenet.ops.losses import masked_accuracy, masked_cross_entropy
 
 
 @keras.saving.register_keras_serializable(package="samplenet")

@@ -1,6 +1,6 @@
 """The optimizer a config's ``train`` section describes.
 
-Keys used (defaults in ``registry.TRAIN_DEFAULTS``): ``optimizer`` (adam | sgd | rmsprop),
+Keys used (defaults in ``samplenet.config.TRAIN_DEFAULTS``): ``optimizer`` (adam | sgd | rmsprop),
 ``learning_rate``, ``epsilon`` (adam, rmsprop), ``momentum`` (sgd, rmsprop), ``clipnorm``
 (global-norm clipping of the whole gradient, 0 = off) or ``clipvalue`` (each gradient value
 clipped to [-clipvalue, clipvalue], as the SampleRNN reference does; 0 = off), ``lr_decay``
@@ -11,7 +11,7 @@ and ``lr_decay_steps`` (exponential decay: the rate is multiplied by ``1 - lr_de
 """
 import keras
 
-from samplenet.models.registry import TRAIN_DEFAULTS
+from samplenet.config import TRAIN_DEFAULTS
 
 OPTIMIZERS = frozenset({"adam", "sgd", "rmsprop"})
 

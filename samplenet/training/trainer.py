@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from samplenet import data, loading
 from samplenet.data import pipelines
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.training import checkpoints
 from samplenet.training.callbacks import make_callbacks, optimizer_step
 from samplenet.training.optimizers import make_optimizer
@@ -57,7 +57,7 @@ def _flatten(config):
 def check_resume_config(saved, config, where):
     """``ValueError`` listing the keys in which ``config`` differs from the run's ``saved``
     config (both resolved), apart from ``RESUMABLE_TRAIN_KEYS``."""
-    saved, config = _flatten(registry.resolve(saved)), _flatten(config)
+    saved, config = _flatten(schema.resolve(saved)), _flatten(config)
     differences = [f"{key}: {saved.get(key)!r} in the run, {config.get(key)!r} now"
                    for key in sorted(set(saved) | set(config))
                    if saved.get(key) != config.get(key)
@@ -140,7 +140,7 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
     """Train the model ``config`` describes, writing the run directory ``run_dir``.
 
     Args:
-      config: a config dict (``registry.resolve``d here).
+      config: a config dict (``schema.resolve``d here).
       run_dir: the run directory (created; see ``samplenet.training.run_dir``).
       resume: continue from the run's latest checkpoint (its config.json must match ``config``
         except for ``RESUMABLE_TRAIN_KEYS``). Without it, a folder that already has
@@ -158,7 +158,7 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
       last good checkpoint); ``strategy.WorkerLost`` when a worker of a multi-worker run is
       gone (restart every worker with ``resume=True``).
     """
-    config = registry.resolve(config)
+    config = schema.resolve(config)
     for key, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
         if value is not None:
             config["train"][key] = value
@@ -179,7 +179,7 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
     keras.utils.set_random_seed(section["seed"])
     _set_precision(section["mixed_precision"])
     with strategy.scope():
-        model = registry.model_from_config(config)
+        model = schema.model_from_config(config)
         optimizer = make_optimizer(section)
         model.compile(optimizer=optimizer, jit_compile=section["jit_compile"])
         model.ensure_built()
@@ -231,7 +231,7 @@ def evaluate_run(run_dir, split="test"):
     _, folder, config = loading.locate(run_dir)
     trained = evaluate(loading.model_from_checkpoint(folder, config), config, split=split)
     keras.utils.set_random_seed(config["train"]["seed"])
-    untrained = evaluate(registry.model_from_config(config), config, split=split)
+    untrained = evaluate(schema.model_from_config(config), config, split=split)
     return trained, untrained
 
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from samplenet.analysis import plots
-from samplenet.models import registry
+from samplenet import config as schema
 from tests.cli.test_train_cli import assert_one_line_error, run_cli
 
 SPEC = "builtin:ar2?num_items=4&item_seconds=1"
@@ -30,7 +30,7 @@ def test_data_json_figures_and_suggested_config(tmp_path):
     for path in report["figures"]:
         with open(path, "rb") as png:
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
-    config = registry.resolve(registry.load_config_file(config_path))
+    config = schema.resolve(schema.load_config_file(config_path))
     assert config["family"] == "linear_ar" and config["data"]["spec"] == SPEC
     assert config["order"] == report["predictable_structure"]["lag_90"]["samples"]
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from samplenet.analysis import analyze_model
 from samplenet.analysis.model import layer_table, samplernn_onehot_logits
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.ops.receptive_field import dependent_positions
 
 # Narrow widths for each preset: the structure that sets the receptive field (dilations,
@@ -23,15 +23,15 @@ NARROW = {
 
 
 def _family(preset):
-    return registry.load_preset(preset)["family"]
+    return schema.load_preset(preset)["family"]
 
 
-@pytest.mark.parametrize("preset", registry.preset_names())
+@pytest.mark.parametrize("preset", schema.preset_names())
 def test_receptive_field_formula_equals_gradients(preset):
     report = analyze_model(preset, NARROW[_family(preset)])
     if report.family == "samplernn":
         assert report.receptive_field is None
-        assert report.frame_context == registry.load_preset(preset)["frame_sizes"][-1]
+        assert report.frame_context == schema.load_preset(preset)["frame_sizes"][-1]
         assert report.receptive_field_measured == report.frame_context
     else:
         assert report.receptive_field_measured == report.receptive_field
@@ -51,7 +51,7 @@ def test_full_wavenet_receptive_field_survives_the_depth():
 
 
 def test_samplernn_frame_context_is_causal():
-    model = registry.build_model("samplernn_3tier", **NARROW["samplernn"])
+    model = schema.build_model("samplernn_3tier", **NARROW["samplernn"])
     length = model.overlap + model.frame_sizes[-1]
     positions = dependent_positions(lambda x: samplernn_onehot_logits(model, x), length,
                                     position=0, channels=model.q_levels)
@@ -60,7 +60,7 @@ def test_samplernn_frame_context_is_causal():
 
 @pytest.mark.parametrize("num_classes", [0, 3])
 def test_samplernn_onehot_logits_equal_call(num_classes):
-    model = registry.build_model("samplernn_3tier", num_classes=num_classes,
+    model = schema.build_model("samplernn_3tier", num_classes=num_classes,
                                  **NARROW["samplernn"])
     codes = np.random.default_rng(0).integers(0, 16, (2, model.overlap + 128)).astype(np.int32)
     label = np.array([2, 0], np.int32) if num_classes else None
@@ -71,9 +71,9 @@ def test_samplernn_onehot_logits_equal_call(num_classes):
     assert analyze_model(model).receptive_field_measured == model.frame_sizes[-1]
 
 
-@pytest.mark.parametrize("preset", registry.preset_names())
+@pytest.mark.parametrize("preset", schema.preset_names())
 def test_parameters_equal_keras_count_params(preset):
-    model = registry.build_model(preset)
+    model = schema.build_model(preset)
     model.ensure_built()
     report = analyze_model(model, measure=False)
     assert report.parameters == model.count_params()
@@ -86,7 +86,7 @@ def test_parameters_equal_keras_count_params(preset):
 
 
 def test_layer_table_lists_the_model_own_weights():
-    model = registry.build_model("linear_ar", order=3)
+    model = schema.build_model("linear_ar", order=3)
     model.ensure_built()
     rows = layer_table(model)
     assert rows[0] == ("predictor", "CausalConv1D", 4)
@@ -154,6 +154,6 @@ def test_bad_arguments_raise_value_errors():
         analyze_model("wavenet_toy", {"no_such_key": 1})
     with pytest.raises(ValueError, match="batch_size"):
         analyze_model("wavenet_toy", batch_size=0)
-    model = registry.build_model("linear_ar")
+    model = schema.build_model("linear_ar")
     with pytest.raises(ValueError, match="overrides"):
         analyze_model(model, {"order": 3})

@@ -11,7 +11,7 @@ from samplenet.analysis.suggest import speech_like
 from samplenet.cli import train as train_cli
 from samplenet.data import from_spec
 from samplenet.data.pipelines import training_dataset
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.testing.sources import ArraySource
 from samplenet.training.optimizers import make_optimizer
 
@@ -24,7 +24,7 @@ def ar1_report():
 
 
 def _train_one_step(config):
-    model = registry.model_from_config(config)
+    model = schema.model_from_config(config)
     source = from_spec(config["data"]["spec"])
     dataset = training_dataset(model, source, batch_size=config["train"]["batch_size"],
                                **config["data"])
@@ -90,7 +90,7 @@ def test_linear_ar_order_is_the_predictable_lag():
 
 def test_batch_size_fits_the_memory_budget(ar1_report):
     large = suggest_config(ar1_report, "wavenet", preset="wavenet_toy")
-    weights = 4 * registry.build_model("wavenet_toy").ensure_built().count_params() * 4
+    weights = 4 * schema.build_model("wavenet_toy").ensure_built().count_params() * 4
     per_sequence = (large.training_memory_bytes - weights) / large.config["train"]["batch_size"]
     budget = weights + 3.5 * per_sequence
     small = suggest_config(ar1_report, "wavenet", preset="wavenet_toy", memory_bytes=budget)

@@ -8,7 +8,7 @@ import pytest
 import soundfile
 
 import samplenet
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.training import checkpoints
 from samplenet.training.optimizers import make_optimizer
 from tests.cli.test_train_cli import run_cli
@@ -33,7 +33,7 @@ def test_cli_train_resume_generate_evaluate(preset, tmp_path, run_program):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "bits per sample" in result.stdout
     config = json.loads((run / "config.json").read_text())
-    assert config["family"] == registry.load_preset(preset)["family"]
+    assert config["family"] == schema.load_preset(preset)["family"]
     assert config["q_levels"] == 32
 
     result = run_cli("train.py", "--logdir", str(run), "--resume", "--epochs", "2",
@@ -60,9 +60,9 @@ def test_cli_train_resume_generate_evaluate(preset, tmp_path, run_program):
 
 
 def test_samplernn_checkpoint_round_trip_gives_identical_logits(tmp_path):
-    config = registry.config_for("samplernn_2tier", {"dim": 16, "emb_size": 8, "seq_len": 32,
+    config = schema.config_for("samplernn_2tier", {"dim": 16, "emb_size": 8, "seq_len": 32,
                                                      "frame_sizes": [8], "q_levels": 16})
-    model = registry.model_from_config(config)
+    model = schema.model_from_config(config)
     optimizer = make_optimizer(config["train"])
     optimizer.build(model.trainable_variables)
     batch = model.example_batch(2)
@@ -81,7 +81,7 @@ def test_samplernn_checkpoint_round_trip_gives_identical_logits(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(batch)), np.asarray(model(batch)))
 
     # Resuming restores every optimizer slot too, including those of list-held sublayers.
-    resumed = registry.model_from_config(config)
+    resumed = schema.model_from_config(config)
     resumed_optimizer = make_optimizer(config["train"])
     checkpoints.restore(resumed, resumed_optimizer, checkpoints.latest_checkpoint(
         run / "checkpoints"))

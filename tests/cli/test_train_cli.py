@@ -14,7 +14,7 @@ from absl import flags
 
 from samplenet.cli import flags as cli_flags
 from samplenet.cli import train as train_cli
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.models.registry import EXTRA_FAMILIES_ENV
 from samplenet.testing.toy_model import toy_config
 
@@ -92,7 +92,7 @@ def test_build_config_model_and_config_together_raise(tmp_path):
 
 
 def test_size_notes_warn_before_a_full_size_run_without_a_gpu_only():
-    config = registry.config_for("samplernn_3tier")
+    config = schema.config_for("samplernn_3tier")
     before, after = train_cli.size_notes("samplernn_3tier", config, has_gpu=False)
     assert before.startswith("warning: samplernn_3tier is the full-size model")
     assert "python train.py --model samplernn_3tier_cpu" in before and after is None
@@ -101,7 +101,7 @@ def test_size_notes_warn_before_a_full_size_run_without_a_gpu_only():
 
 
 def test_size_notes_after_a_cpu_sized_run_tell_how_to_train_the_full_size_model():
-    config = registry.config_for("samplernn_3tier_cpu")
+    config = schema.config_for("samplernn_3tier_cpu")
     before, after = train_cli.size_notes("samplernn_3tier_cpu", config, has_gpu=False)
     assert before is None
     assert after.startswith("samplernn_3tier_cpu is samplernn_3tier sized for a CPU (dim 256 "

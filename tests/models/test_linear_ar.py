@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from samplenet import data
 from samplenet.data import pipelines
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.models.linear_ar import LinearAR
 from samplenet.testing import assert_model_round_trip
 from samplenet.training.optimizers import make_optimizer
@@ -23,8 +23,8 @@ def trained():
     """The linear_ar preset (at 8 kHz) trained briefly on builtin:ar2 (a=-0.4, b=0.5) with its
     own train section, through the windows pipeline."""
     tf.keras.utils.set_random_seed(3)
-    config = registry.config_for("linear_ar", {"sample_rate": 8000})
-    model = registry.model_from_config(config)
+    config = schema.config_for("linear_ar", {"sample_rate": 8000})
+    model = schema.model_from_config(config)
     source = data.from_spec(AR2_SPEC)
     dataset = pipelines.training_dataset(model, source, "train",
                                          batch_size=config["train"]["batch_size"])
@@ -102,7 +102,7 @@ def test_linear_ar_generation_chunks_and_seeds(trained):
 
 
 def test_linear_ar_round_trip_and_registry():
-    model = registry.build_model("linear_ar")
+    model = schema.build_model("linear_ar")
     assert isinstance(model, LinearAR) and model.receptive_field == 2
     _set_coefficients(model, [0.2, 0.1], 0.0)
     assert_model_round_trip(model, model.example_batch(2))

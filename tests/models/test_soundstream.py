@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.models.soundstream import SoundStream
 from samplenet.testing import assert_model_round_trip
 from samplenet.training import codec_losses, codec_metrics
@@ -33,8 +33,8 @@ def _tiny(**overrides):
 
 
 def test_preset_is_a_4_kbps_codec_at_16_khz():
-    config = registry.config_for("soundstream")
-    model = registry.model_from_config(config)
+    config = schema.config_for("soundstream")
+    model = schema.model_from_config(config)
     assert isinstance(model, SoundStream)
     assert (model.sample_rate, model.hop, model.frame_rate) == (16000, 320, 50.0)
     assert model.bitrate_kbps() == pytest.approx(4.0)

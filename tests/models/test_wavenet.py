@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from samplenet import quantization as quant
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.models.wavenet import WaveNet
 from samplenet.ops.receptive_field import dependent_positions, measured_receptive_field
 from samplenet.testing import assert_model_round_trip
@@ -68,15 +68,15 @@ def _parallel_inputs(model, samples):
 
 # ------------------------------------------------------------------------- structure ---
 def test_wavenet_preset_receptive_field_is_5117():
-    model = registry.build_model("wavenet")
+    model = schema.build_model("wavenet")
     assert model.receptive_field == 5117
     assert model.layer_dilations == tuple([2 ** i for i in range(10)] * 5)
     assert model.data_options()["context"] == 5117
 
 
 def test_wavenet_build_model_overrides_and_toy_preset():
-    assert registry.build_model("wavenet", num_stacks=2).receptive_field == 2 * 1023 + 2
-    toy = registry.build_model("wavenet_toy")
+    assert schema.build_model("wavenet", num_stacks=2).receptive_field == 2 * 1023 + 2
+    toy = schema.build_model("wavenet_toy")
     assert isinstance(toy, WaveNet) and toy.family == "wavenet"
     toy.ensure_built()
     assert toy.count_params() < 100_000

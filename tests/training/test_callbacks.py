@@ -8,7 +8,7 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from samplenet.models.registry import TRAIN_DEFAULTS, build_model
+from samplenet.config import TRAIN_DEFAULTS, build_model
 from samplenet.models.samplernn import SampleRNN
 from samplenet.testing.toy_model import ToyAR
 from samplenet.training import callbacks as cb

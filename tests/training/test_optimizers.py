@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from samplenet.models.registry import TRAIN_DEFAULTS
+from samplenet.config import TRAIN_DEFAULTS
 from samplenet.training.optimizers import make_optimizer
 
 

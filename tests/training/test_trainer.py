@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from samplenet.loading import load_model, locate
-from samplenet.models import registry
+from samplenet import config as schema
 from samplenet.testing.toy_model import ToyAR, toy_config
 from samplenet.training import checkpoints, strategy, trainer
 from samplenet.training.optimizers import make_optimizer
@@ -139,7 +139,7 @@ def test_evaluate_reports_bits_per_sample_of_the_test_split(tmp_path):
     trained, untrained = trainer.evaluate_run(tmp_path, "test")
     assert trained == results  # the run's best checkpoint
     keras.utils.set_random_seed(config["train"]["seed"])
-    fresh = trainer.evaluate(registry.model_from_config(config), config, split="test")
+    fresh = trainer.evaluate(schema.model_from_config(config), config, split="test")
     assert untrained == fresh and untrained["bits_per_sample"] > trained["bits_per_sample"]
 
 
@@ -245,7 +245,7 @@ def test_train_load_and_evaluate_wavenet_toy_preset(tmp_path):
     overrides = {"num_stacks": 1, "num_layers": 3, "target_len": 32, "sample_rate": 4000,
                  **{f"data.{key}": value for key, value in toy["data"].items()},
                  **{f"train.{key}": value for key, value in toy["train"].items()}}
-    config = registry.config_for("wavenet_toy", overrides)
+    config = schema.config_for("wavenet_toy", overrides)
     history = trainer.train(config, tmp_path, verbose=0)
     assert np.isfinite(history["val_bits_per_sample"][-1])
     model = load_model(tmp_path)

@@ -278,13 +278,3 @@ def export(model, out_dir):
 def read_manifest(out_dir):
     """The ``samplenet.json`` manifest of an exported folder, as a dict."""
     return json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
-
-
-def main():
-    """``python -m samplenet.export``: the command line of ``samplenet.cli.export``."""
-    from samplenet.cli.export import run
-    run()
-
-
-if __name__ == "__main__":
-    main()

@@ -5,9 +5,13 @@ TensorFlow 2.21 prints some lines while it loads, through absl's logger, before 
 absl::InitializeLog() is called are written to STDERR``), ``port.cc`` ("oneDNN custom
 operations are on", on CPUs where oneDNN is used), and ``cudart_stub.cc`` ("Could not find cuda
 drivers on your machine", twice, on a machine with a CUDA toolkit and no GPU). The first
-enumeration of devices then logs ``failed call to cuInit`` as an error on such a machine. No
-environment variable silences the first three; ``TF_CPP_MIN_LOG_LEVEL=3`` would silence the last
-one, and every real error after it.
+enumeration of devices then logs ``failed call to cuInit`` as an error on such a machine. Later,
+on a CPU without AVX-512, the first op that oneDNN would handle but for its dtype (an int32
+transpose of generated codes, a boolean mask, float16) logs, once per process and at ERROR
+severity, ``oneDNN supports DT_INT32 only on platforms with AVX-512. Falling back to the
+default Eigen-based implementation``: a note, not an error, printed in the middle of whatever
+the program shows then. No environment variable silences the first three;
+``TF_CPP_MIN_LOG_LEVEL=3`` would silence the last two, and every real error after them.
 
 ``import_tensorflow()`` therefore imports TensorFlow and enumerates its devices with the
 process's standard error (file descriptor 2) redirected to a temporary file, then writes back
@@ -18,6 +22,10 @@ what TensorFlow would have shown had it applied ``TF_CPP_MIN_LOG_LEVEL`` from th
   are dropped, as is absl's banner when the level is above 0;
 - at level 2 or more, also the record of a failed ``cuInit``: on a machine without a usable
   GPU driver it is what "no GPU" looks like, and the programs say which device they use;
+- at level 2 or more, the oneDNN dtype note, which is made to appear inside the captured window:
+  a one-op graph (an int32 transpose) runs in a CPU-only ``tf.compat.v1.Session``, which
+  leaves the eager runtime uninitialised (thread counts, logical devices and GPU memory
+  settings can still be configured afterwards);
 - everything else (other records, Python's own output) is written back, in order.
 
 With ``TF_CPP_MIN_LOG_LEVEL=0`` nothing is dropped. If TensorFlow was imported before this
@@ -37,6 +45,7 @@ SEVERITIES = {"I": 0, "W": 1, "E": 2, "F": 3}
 _RECORD = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]\s]+:\d+\] ")
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
 _NO_GPU_DRIVER = "failed call to cuInit"
+_ONEDNN_DTYPE_NOTE = re.compile(r"oneDNN supports DT_\w+ only on platforms with AVX-512")
 
 
 def min_log_level(environ=os.environ):
@@ -64,6 +73,11 @@ def _records(text):
     return [tuple(record) for record in records]
 
 
+def _is_known_note(record):
+    """Whether a C++ log record of ERROR severity is one of the notes that level 2 drops."""
+    return _NO_GPU_DRIVER in record or _ONEDNN_DTYPE_NOTE.search(record) is not None
+
+
 def start_up_lines_to_keep(text, level):
     """The part of TensorFlow's captured start-up output ``text`` that ``level`` (0..3, as
     ``TF_CPP_MIN_LOG_LEVEL``) lets through (see the module docstring)."""
@@ -72,7 +86,7 @@ def start_up_lines_to_keep(text, level):
         if severity == "banner":
             keep = level == 0
         elif severity is not None:
-            keep = SEVERITIES[severity] >= level and not (level >= 2 and _NO_GPU_DRIVER in record)
+            keep = SEVERITIES[severity] >= level and not (level >= 2 and _is_known_note(record))
         else:
             keep = True
         if keep:
@@ -114,4 +128,20 @@ def import_tensorflow():
     with _captured_stderr(level):
         import tensorflow as tf
         tf.config.list_physical_devices()
+        if level >= 2:
+            _log_onednn_dtype_note(tf)
     return tf
+
+
+def _log_onednn_dtype_note(tf):
+    """Run an int32 transpose in a CPU-only v1 session so that TensorFlow logs its once-per-
+    process oneDNN dtype note now, if this CPU lacks AVX-512 (module docstring). Takes ~20 ms;
+    the eager runtime stays uninitialised."""
+    graph = tf.Graph()
+    with graph.as_default():
+        codes = tf.compat.v1.placeholder(tf.int32, [2, 2])  # a constant would be folded away
+        transposed = tf.transpose(codes)
+    config = tf.compat.v1.ConfigProto(device_count={"GPU": 0}, intra_op_parallelism_threads=1,
+                                      inter_op_parallelism_threads=1)
+    with tf.compat.v1.Session(graph=graph, config=config) as session:
+        session.run(transposed, {codes: [[0, 1], [2, 3]]})

@@ -23,15 +23,18 @@ FEATURES = ("I0000 00:00:1796678025.506565    2191 cpu_feature_guard.cc:227] Thi
             "rebuild TensorFlow with the appropriate compiler flags.\n")
 CUINIT = ("E0000 00:00:1796678033.129792    2191 cuda_platform.cc:52] failed call to cuInit: "
           "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
+DTYPE_NOTE = ("E0000 00:00:1796690597.806779    4377 util.cc:131] oneDNN supports DT_INT32 only "
+              "on platforms with AVX-512. Falling back to the default Eigen-based "
+              "implementation if present.\n")
 WARNING = "W1207 21:30:01.123456    2191 some_op.cc:12] a real warning\n"
 ERROR = "E1207 21:30:01.123456    2191 some_op.cc:40] a real error\nits second line\n"
 OTHER = "a line of another library, before any log record\n"
-CAPTURED = OTHER + BANNER + ONEDNN + CUDART + FEATURES + WARNING + CUINIT + ERROR
+CAPTURED = OTHER + BANNER + ONEDNN + CUDART + FEATURES + WARNING + CUINIT + DTYPE_NOTE + ERROR
 
 
 @pytest.mark.parametrize("level, expected", [
     (0, CAPTURED),
-    (1, OTHER + WARNING + CUINIT + ERROR),
+    (1, OTHER + WARNING + CUINIT + DTYPE_NOTE + ERROR),
     (2, OTHER + ERROR),
     (3, OTHER),
 ])
@@ -56,9 +59,18 @@ def _stderr_of(code, **environment):
 
 @pytest.mark.slow
 def test_import_samplenet_prints_nothing_where_tensorflow_would():
-    """A user's environment (no log level set): importing samplenet and running TensorFlow
-    prints nothing on stderr, while TensorFlow at level 0 prints its start-up lines here."""
-    code = "import samplenet, tensorflow as tf; tf.reduce_sum(tf.ones([3]))"
+    """A user's environment (no log level set): importing samplenet and running TensorFlow,
+    including the integer and boolean transposes oneDNN has a note about on CPUs without
+    AVX-512, prints nothing on stderr, while TensorFlow at level 0 prints its start-up lines
+    here. The eager runtime is still unconfigured after the import."""
+    code = ("import samplenet, tensorflow as tf\n"
+            "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+            "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+            "tf.config.set_logical_device_configuration(\n"
+            "    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+            "assert len(tf.config.list_logical_devices('CPU')) == 2\n"
+            "tf.transpose(tf.ones([3, 2], tf.int32)); tf.transpose(tf.ones([3, 2], tf.bool))\n"
+            "tf.function(lambda x: tf.transpose(x * 2))(tf.ones([5, 3], tf.int64))\n")
     assert _stderr_of(code) == ""
     assert "port.cc" in _stderr_of(code, TF_CPP_MIN_LOG_LEVEL="0")
 

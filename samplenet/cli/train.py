@@ -134,11 +134,11 @@ def main(argv):
     print(f"run directory: {logdir}", flush=True)
     print(f"device: {devices.describe()}", flush=True)
     before, after = size_notes(name, config, has_gpu=bool(devices.gpu_names()))
-    if before:
-        print(before, file=sys.stderr, flush=True)
     try:
         history = trainer.train(config, logdir, resume=FLAGS.resume, strategy=FLAGS.strategy,
-                                verbose=FLAGS.verbose)
+                                verbose=FLAGS.verbose,
+                                before_fit=(lambda: print(before, file=sys.stderr, flush=True))
+                                if before else None)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue from the last checkpoint with: python train.py "
               f"--resume --logdir {logdir}", file=sys.stderr)

@@ -136,7 +136,7 @@ def _resume(run, model, optimizer):
 
 
 def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
-          steps_per_epoch=None, verbose=1):
+          steps_per_epoch=None, verbose=1, before_fit=None):
     """Train the model ``config`` describes, writing the run directory ``run_dir``.
 
     Args:
@@ -150,6 +150,9 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
         to this count).
       steps_per_epoch: overrides ``train.steps_per_epoch``.
       verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
+      before_fit: None, or a function of no arguments called once the config, the model and
+        the data have passed their checks, just before the first step (programs print their
+        notes on the run there, so that a bad config shows only its error).
     Returns:
       ``{metric: [value per epoch of this session]}`` (Keras ``History.history``).
     Raises:
@@ -210,6 +213,8 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
                                       elapsed_seconds=state["elapsed_seconds"],
                                       train_steps=position["train_steps"])
     callbacks += model.training_callbacks()
+    if before_fit is not None:
+        before_fit()
     with lost_worker_errors(strategy, run):  # a lost peer: WorkerLost, not a hang or trace
         history = model.fit(
             train_data, epochs=section["epochs"], steps_per_epoch=section["steps_per_epoch"],

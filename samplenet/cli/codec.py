@@ -32,7 +32,7 @@ def define_flags(flag_values=FLAGS):
 def _load_codec(path):
     _, folder, config = loading.locate(path)
     model = loading.model_from_checkpoint(folder, config)
-    if not hasattr(model, "encode_stream"):
+    if model.kind != "codec":
         raise ValueError(f"{str(folder)!r} holds a {model.family!r} model, not a codec")
     return model, config
 

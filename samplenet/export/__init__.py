@@ -210,7 +210,7 @@ def _manifest(model, concretes):
     manifest = {"format": "samplenet-savedmodel", "format_version": FORMAT_VERSION,
                 "family": model.family, "sample_rate": int(model.sample_rate),
                 "signatures": {name: _describe(c) for name, c in sorted(concretes.items())}}
-    if hasattr(model, "encode_stream"):
+    if model.kind == "codec":
         manifest.update(kind="codec", hop_samples=int(model.hop),
                         frame_rate=float(model.frame_rate),
                         num_quantizers=int(model.num_quantizers),
@@ -245,7 +245,7 @@ def export(model, out_dir):
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
     model.ensure_built()
-    if hasattr(model, "encode_stream"):
+    if model.kind == "codec":
         functions = _codec_functions(model)
     else:
         functions = {"generate": _generate_function(model)}

@@ -32,11 +32,15 @@ class AudioModel(keras.Model):
       data_kind: which pipeline of ``samplenet.data.pipelines`` feeds it: ``"tbptt"`` (truncated
         BPTT streams), ``"windows"`` (random windows with receptive-field context) or
         ``"segments"`` (fixed segments for the codec).
+      kind: what the model does, for the code outside ``models/``: ``"autoregressive"``
+        (generates audio sample by sample: ``generate``) or ``"codec"`` (``encode`` /
+        ``decode`` and their streaming forms).
     Instance attributes every model has: ``sample_rate`` (Hz).
     """
 
     family = None
     data_kind = None
+    kind = None
 
     def data_options(self):
         """Keyword arguments this model passes to its pipeline (``seq_len``, ``overlap``,

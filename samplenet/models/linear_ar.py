@@ -35,6 +35,7 @@ class LinearAR(AudioModel):
     """
 
     data_kind = "windows"
+    kind = "autoregressive"
 
     def __init__(self, order=2, q_levels=256, quantization="linear", sample_rate=16000,
                  target_len=1000, **kwargs):

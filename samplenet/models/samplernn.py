@@ -98,6 +98,7 @@ class SampleRNN(CategoricalAutoregressive):
     """
 
     data_kind = "tbptt"
+    kind = "autoregressive"
     receptive_field = None
 
     def __init__(self, frame_sizes=(16, 64), dim=1024, rnn_type="gru", num_rnn_layers=1,

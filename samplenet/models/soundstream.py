@@ -115,6 +115,7 @@ class SoundStream(AudioModel):
     """
 
     data_kind = "segments"
+    kind = "codec"
 
     def __init__(self, channels=32, strides=(2, 4, 5, 8), latent_dim=128, num_quantizers=8,
                  codebook_size=1024, sample_rate=16000, segment_samples=16000,

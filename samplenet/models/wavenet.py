@@ -61,6 +61,7 @@ class WaveNet(CategoricalAutoregressive):
     """
 
     data_kind = "windows"
+    kind = "autoregressive"
 
     def __init__(self, dilations=None, num_stacks=5, num_layers=10, filter_width=2,
                  input_width=2, residual_channels=32, dilation_channels=32, skip_channels=512,

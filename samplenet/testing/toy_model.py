@@ -33,6 +33,7 @@ class ToyAR(CategoricalAutoregressive):
     """
 
     data_kind = "windows"
+    kind = "autoregressive"
 
     def __init__(self, q_levels=8, quantization="linear", kernel_size=4, target_len=32,
                  sample_rate=4000, nan_at_step=0, **kwargs):

@@ -132,7 +132,7 @@ def run_variant(model_name, sets, data, heldout, steps, eval_every, seed):
     print(f"  untrained: {untrained:.4f} bits", flush=True)
     curve = Curve()
     model.fit(train_data, epochs=steps // eval_every, steps_per_epoch=eval_every,
-              validation_data=held_data, callbacks=[curve, *model.training_callbacks()],
+              validation_data=held_data, callbacks=[curve],
               verbose=0, shuffle=False)
     first, last = curve.points[0], curve.points[-1]  # the first span includes compiling
     per_step = ((last["train_seconds"] - first["train_seconds"]) / (last["step"] - first["step"])

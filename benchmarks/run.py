@@ -271,10 +271,14 @@ def source_for(model, config):
 
 
 def compiled(model, config):
+    """What ``fit`` trains for ``model`` (a codec inside its ``CodecTraining``), compiled with
+    the config's optimizer."""
     from samplenet.training.optimizers import make_optimizer
-    model.compile(optimizer=make_optimizer(config["train"]),
-                  jit_compile=config["train"]["jit_compile"])
-    return model
+    from samplenet.training.trainer import training_model
+    trainee = training_model(model, config)
+    trainee.compile(optimizer=make_optimizer(config["train"]),
+                    jit_compile=config["train"]["jit_compile"])
+    return trainee
 
 
 def bench_matmul(spec, settings, sets):
@@ -382,10 +386,10 @@ def bench_train(spec, settings, sets):
                                             batch_size=spec["batch"], **config["data"])))
     targets = float(np.sum(batch["mask"])) if "mask" in batch else int(np.size(batch["audio"]))
     dataset = tf.data.Dataset.from_tensors(batch).repeat().with_options(data.pipeline_options())
-    compiled(model, config)
-    model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)  # compiles the train step
+    trainee = compiled(model, config)
+    trainee.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)  # compiles the train step
     timer = step_windows(settings.seconds, settings.repeats)
-    model.fit(dataset, epochs=1, steps_per_epoch=10 ** 9, callbacks=[timer], verbose=0)
+    trainee.fit(dataset, epochs=1, steps_per_epoch=10 ** 9, callbacks=[timer], verbose=0)
     values = [steps * targets / elapsed for steps, elapsed in timer.windows]
     return {"figures": [figure("training", "targets/s", values,
                                flops_per_sample(model, "training"))]}
@@ -450,10 +454,11 @@ def train_for_budget(model, config, source, seconds):
 
     budget = step_windows(seconds, 1)
     train = config["train"]
-    compiled(model, config).fit(
+    trainee = compiled(model, config)
+    trainee.fit(
         data.training_dataset(model, source, "train", batch_size=train["batch_size"],
                               seed=train["seed"], **config["data"]),
-        epochs=1, steps_per_epoch=10 ** 9, callbacks=[budget, *model.training_callbacks()],
+        epochs=1, steps_per_epoch=10 ** 9, callbacks=[budget, *trainee.training_callbacks()],
         verbose=0)
     return 1 + budget.windows[0][0]
 
@@ -477,7 +482,8 @@ def bench_quality(spec, settings, sets):
 def bench_codec_quality(spec, settings, sets):
     """Train a codec for the budget; then SI-SDR and mel distance on the test split at every
     bitrate it serves, and each codebook's usage (perplexity, at most codebook_size)."""
-    from samplenet import codec_files, data
+    from samplenet import codec_files
+    from samplenet.training import trainer
     model, config = build(spec, sets)
     source = source_for(model, config)
     steps = train_for_budget(model, config, source, settings.codec_quality_seconds)
@@ -488,10 +494,7 @@ def bench_codec_quality(spec, settings, sets):
         label = f"{report['bitrate_kbps']:g} kbps"
         figures.append(figure(f"SI-SDR at {label}", "dB", [report["si_sdr_db"]]))
         figures.append(figure(f"mel distance at {label}", "", [report["mel_distance"]]))
-    usage = model.evaluate(
-        data.training_dataset(model, source, "test", batch_size=config["train"]["batch_size"],
-                              seed=config["train"]["seed"], repeat=False, **config["data"]),
-        return_dict=True, verbose=0)
+    usage = trainer.evaluate(model, config, split="test")
     figures += [figure(f"codebook {index} perplexity", "codes", [usage[f"perplexity_{index}"]])
                 for index in range(1, model.num_quantizers + 1)]
     return {"figures": figures}

@@ -1,12 +1,15 @@
 """The configuration schema: presets, overrides, defaults and validation.
 
 A configuration is a flat JSON object: ``family`` (a name of ``samplenet.models.registry``),
-the model's constructor arguments, and two sections, ``data`` and ``train``, whose keys and
-defaults are ``DATA_DEFAULTS`` and ``TRAIN_DEFAULTS``. Presets live in ``configs/<name>.json``;
-overrides are ``key=value`` strings (value parsed as JSON, bare words as strings) whose key is a
-constructor argument or ``data.KEY`` / ``train.KEY``. Unknown keys and ill-typed values raise
-``ValueError`` naming the key. A preset named ``NAME_cpu`` is preset ``NAME`` sized to train in
-minutes on a CPU.
+the model's constructor arguments, and sections: ``data`` and ``train`` for every model, and
+``codec_loss`` for codecs only (models of kind ``"codec"``; see ``SECTION_KINDS``), whose keys
+and defaults are ``DATA_DEFAULTS``, ``TRAIN_DEFAULTS`` and ``CODEC_LOSS_DEFAULTS``. Presets live
+in ``configs/<name>.json``; overrides are ``key=value`` strings (value parsed as JSON, bare words
+as strings) whose key is a constructor argument or ``SECTION.KEY`` (``train.learning_rate``,
+``codec_loss.mel_weight``). Unknown keys and ill-typed values raise ``ValueError`` naming the
+key; the values' ranges are checked by the code that uses them (``codec_loss``:
+``samplenet.training.codec_training``). A preset named ``NAME_cpu`` is preset ``NAME`` sized to
+train in minutes on a CPU.
 """
 import copy
 import importlib.resources
@@ -50,7 +53,36 @@ TRAIN_DEFAULTS = {
     "mixed_precision": "",       # "" (float32), "mixed_bfloat16" or "mixed_float16" (loss-scaled)
 }
 
-SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS}
+# The training objective of a codec (samplenet.training.codec_training): loss weights and
+# scales, and the adversarial discriminator.
+CODEC_LOSS_DEFAULTS = {
+    "l1_weight": 1.0,            # waveform L1
+    "mel_weight": 0.0,           # multi-scale mel loss (0 = reported, not trained on)
+    "mel_windows": [64, 128, 256, 512, 1024, 2048],  # its window lengths, samples
+    "num_mels": 64,              # its mel bands
+    "stft_weight": 0.0,          # full-band multi-resolution STFT loss (0 = off)
+    "stft_windows": [64, 128, 256, 512, 1024, 2048],  # its window lengths, samples
+    "commitment_weight": 1.0,    # mean commitment loss of the quantizers
+    "multiscale_waveform_weight": 0.0,  # downsampled-waveform objective (0 = off)
+    "waveform_schedule": None,   # its curriculum [[first_epoch, [w_1, ..., w_S]], ...] or None
+    "adversarial": False,        # train against the multi-scale STFT discriminator
+    "adversarial_weight": 3.0,   # generator's hinge loss
+    "feature_weight": 3.0,       # feature matching
+    "discriminator_windows": [2048, 1024, 512, 256, 128],  # its STFT window lengths, samples
+    "discriminator_channels": 32,
+    "discriminator_learning_rate": 2e-4,  # its own Adam (betas 0.5, 0.9)
+}
+
+SECTIONS = {"data": DATA_DEFAULTS, "train": TRAIN_DEFAULTS, "codec_loss": CODEC_LOSS_DEFAULTS}
+# Sections that only configs of models of one kind have (the others neither take nor show them).
+SECTION_KINDS = {"codec_loss": "codec"}
+
+
+def sections_of(family):
+    """``{section: defaults}`` of the sections a config of ``family`` has."""
+    kind = family_class(family).kind
+    return {name: defaults for name, defaults in SECTIONS.items()
+            if SECTION_KINDS.get(name, kind) == kind}
 
 
 def configs_dir():
@@ -155,7 +187,7 @@ def apply_overrides(config, overrides):
     Args:
       config: a config dict with ``family``.
       overrides: ``{"key": value}`` or a list of ``"key=value"`` strings; keys are constructor
-        arguments or ``data.KEY`` / ``train.KEY``.
+        arguments or ``SECTION.KEY`` for the family's sections (``sections_of``).
     """
     config = resolve(config)
     if isinstance(overrides, dict):
@@ -163,10 +195,11 @@ def apply_overrides(config, overrides):
     else:
         items = [parse_override(text) for text in overrides or ()]
     ctor = constructor_defaults(family_class(config["family"]))
+    sections = sections_of(config["family"])
     for key, value in items:
         section, _, name = key.partition(".")
-        if name and section in SECTIONS:
-            defaults = SECTIONS[section]
+        if name and section in sections:
+            defaults = sections[section]
             if name not in defaults:
                 raise ValueError(f"unknown key {key!r}; {section} keys: {sorted(defaults)}")
             config[section][name] = _check_type(key, value, defaults[name])
@@ -176,39 +209,40 @@ def apply_overrides(config, overrides):
                                       else default)
         else:
             raise ValueError(f"unknown key {key!r} for family {config['family']!r}; model keys: "
-                             f"{sorted(ctor)}; or data.KEY / train.KEY")
+                             f"{sorted(ctor)}; or "
+                             f"{' / '.join(f'{known}.KEY' for known in sections)}")
     return config
 
 
 def resolve(config):
     """Check a config dict and fill in the defaults of the model's constructor arguments and of
-    the ``data``/``train`` sections, so a run's config.json names every value it was made with
-    (and a mismatch on resume names both values); returns a new dict."""
+    the family's sections (``sections_of``), so a run's config.json names every value it was
+    made with (and a mismatch on resume names both values); returns a new dict."""
     if not isinstance(config, dict) or "family" not in config:
         raise ValueError("a config must be a JSON object with a 'family' key")
     config = copy.deepcopy(config)
-    cls = family_class(config["family"])
-    ctor = constructor_defaults(cls)
+    ctor = constructor_defaults(family_class(config["family"]))
+    sections = sections_of(config["family"])
     for key in config:
-        if key not in ctor and key not in SECTIONS and key != "family":
+        if key not in ctor and key not in sections and key != "family":
             raise ValueError(f"unknown key {key!r} for family {config['family']!r}; model keys: "
                              f"{sorted(ctor)}")
     for key, default in ctor.items():
         if key not in config and default is not inspect.Parameter.empty:
             config[key] = json.loads(json.dumps(default))  # as config.json will hold it
-    for section, defaults in SECTIONS.items():
+    for section, defaults in sections.items():
         given = config.get(section) or {}
         unknown = sorted(set(given) - set(defaults))
         if unknown:
             raise ValueError(f"unknown {section} keys {unknown}; known: {sorted(defaults)}")
-        config[section] = {**defaults,
-                           **{k: _check_type(f"{section}.{k}", v, defaults[k])
-                              for k, v in given.items()}}
+        config[section] = copy.deepcopy(defaults)
+        config[section].update({k: _check_type(f"{section}.{k}", v, defaults[k])
+                                for k, v in given.items()})
     return config
 
 
 def model_arguments(config):
-    """The constructor arguments held in a config (everything but family/data/train)."""
+    """The constructor arguments held in a config (everything but family and the sections)."""
     return {k: v for k, v in config.items() if k != "family" and k not in SECTIONS}
 
 

@@ -24,15 +24,15 @@ def locate(path):
     path = Path(path)
     if not path.exists():
         raise ValueError(f"checkpoint path {str(path)!r} does not exist")
-    if (path / "config.json").is_file():
+    if RunDir(path).is_run():
         run = RunDir(path)
         folder = (checkpoints.best_checkpoint(run.checkpoints)
                   or checkpoints.latest_checkpoint(run.checkpoints))
         if folder is None:
             raise ValueError(f"run directory {str(path)!r} has no checkpoint yet")
     elif checkpoints.is_complete(path):
-        run, folder = RunDir(path.resolve().parent.parent), path
-        if not run.config_path.is_file():
+        run, folder = RunDir.of_checkpoint(path), path
+        if not run.is_run():
             raise ValueError(f"checkpoint {str(path)!r} is not inside a run directory "
                              f"({str(run.config_path)!r} is missing)")
     else:

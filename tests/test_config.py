@@ -79,3 +79,27 @@ def test_config_file_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
         schema.load_config_file(tmp_path / "bad.json")
+
+
+def test_codec_configs_have_the_codec_loss_section_and_others_do_not():
+    codec = schema.config_for("soundstream", ["codec_loss.mel_weight=1",
+                                              "codec_loss.mel_windows=[64, 128]"])
+    assert codec["codec_loss"] == {**schema.CODEC_LOSS_DEFAULTS, "mel_weight": 1.0,
+                                   "mel_windows": [64, 128]}
+    assert "mel_weight" not in codec
+    wavenet = schema.config_for("wavenet")
+    assert "codec_loss" not in wavenet
+    with pytest.raises(ValueError, match="unknown key 'codec_loss.mel_weight'"):
+        schema.config_for("wavenet", ["codec_loss.mel_weight=1"])
+    with pytest.raises(ValueError, match="unknown key 'codec_loss'"):
+        schema.resolve({"family": "wavenet", "codec_loss": {}})
+
+
+@pytest.mark.parametrize("override, match", [
+    ("codec_loss.adversarial=1", "codec_loss.adversarial must be true or false"),
+    ("codec_loss.mel_windows=64", "codec_loss.mel_windows must be a list"),
+    ("codec_loss.loudness_weight=1", "unknown key 'codec_loss.loudness_weight'"),
+    ("mel_weight=1", "unknown key 'mel_weight'")])
+def test_bad_codec_loss_overrides_name_the_key(override, match):
+    with pytest.raises(ValueError, match=match):
+        schema.config_for("soundstream", [override])

@@ -86,7 +86,7 @@ def _models():
         "linear_ar": linear,
         "soundstream": build_model("soundstream", channels=4, strides=[2, 2], latent_dim=6,
                                    num_quantizers=3, codebook_size=16, segment_samples=64,
-                                   mel_windows=[16, 32], num_mels=8, sample_rate=8000)}
+                                   sample_rate=8000)}
     for model in models.values():
         model.ensure_built()
     return models

@@ -1,6 +1,7 @@
 """Measure a model: parameters per layer, depth, receptive field, FLOPs per sample, memory.
 
-Definitions (one function per family computes them from the built model's configuration):
+Definitions (each family's ``figures()`` computes them from the built model's configuration,
+as a ``samplenet.models.figures.FamilyFigures``):
 
 - parameters: ``model.count_params()`` (every weight, trainable or not, e.g. codebook EMA
   statistics); the per-layer table lists each direct sublayer's ``count_params()`` plus a
@@ -15,10 +16,10 @@ Definitions (one function per family computes them from the built model's config
   paths are shorter). gamma = parameters / depth.
 - receptive field (samples): the model's formula; ``receptive_field_measured`` is the span of
   inputs with a nonzero gradient (``samplenet.ops.receptive_field``, one random trial, the
-  objective scaled by ``GRADIENT_SCALE`` so that far gradients of deep stacks do not
-  underflow). SampleRNN is recurrent
-  (unbounded receptive field, reported as None); its ``frame_context`` is the top frame size,
-  the samples the top tier reads at once, and the measured span is that of the first output
+  objective scaled by ``samplenet.models.figures.GRADIENT_SCALE`` so that far gradients of
+  deep stacks do not underflow). SampleRNN is recurrent (unbounded receptive field,
+  reported as None); its ``frame_context`` is the top frame size, the samples the top tier
+  reads at once, and the measured span is that of the first output
   of a subsequence from the initial state (which sees exactly the top frame before it). For
   the codec it is the encoder's: the audio one code frame depends on (measured on a fresh
   encoder of the same configuration whose residual branches do not start at zero).
@@ -46,252 +47,16 @@ Definitions (one function per family computes them from the built model's config
 import dataclasses
 import json
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 
 from samplenet import config as schema
 from samplenet.models.base import AudioModel
-from samplenet.ops.receptive_field import measured_receptive_field
 from samplenet.validation import check_positive_int
 
-# Scale of the measured outputs: the gradient on an input 5000 samples back through 50 gated
-# blocks is ~1e-52 at initialisation, below float32's range; scaling the objective (a change
-# of units, dependencies are unchanged) lifts it to ~1e-22 while the largest stays ~1e29.
-GRADIENT_SCALE = 2.0 ** 100
 FLOAT_BYTES = 4
 OPTIMIZER_COPIES = 4  # weights, gradients, Adam's two moments
-BACKWARD_FACTOR = 3   # forward + backward ~ 3 x forward
-
-
-class FamilyFigures(NamedTuple):
-    """What a family function computes from a built model (see the module docstring)."""
-
-    depth: int
-    depth_rule: str
-    receptive_field: Optional[int]
-    frame_context: Optional[int]
-    flops_per_sample: dict
-    activation_floats: float      # floats per input sample kept for backprop
-    default_seq_len: int          # samples per training sequence
-    measure: Callable[[], int]    # the receptive field (or frame context) by gradients
-    notes: tuple
-
-
-def _measured_span(fn, length, position=None, channels=None):
-    """``measured_receptive_field`` of ``fn`` with its outputs scaled by GRADIENT_SCALE."""
-    return measured_receptive_field(lambda x: GRADIENT_SCALE * tf.cast(fn(x), tf.float32),
-                                    length, position=position, channels=channels,
-                                    num_trials=1)
-
-
-# ------------------------------------------------------------------------------ WaveNet
-def _upsampler_macs(upsampler):
-    """Multiply-adds per sample of a ConditioningUpsampler (stage ``i`` runs once per input
-    frame, ``prod(factors[:i]) / hop`` frames per sample)."""
-    macs, frames_per_sample = 0.0, 1.0 / upsampler.hop
-    for factor, kernel in zip(upsampler.factors, upsampler.kernels):
-        macs += math.prod(kernel.shape) * frames_per_sample
-        frames_per_sample *= factor
-    return macs
-
-
-def wavenet_figures(model):
-    R, D, S, Q = (model.residual_channels, model.dilation_channels, model.skip_channels,
-                  model.q_levels)
-    encoded = R if model.embed_inputs else Q
-    local = model.local_condition_channels
-    num_blocks = len(model.layer_dilations)
-    input_macs = model.input_width * encoded * R
-    block_macs = sum(model.filter_width * R * 2 * D + D * (S + (R if i < num_blocks - 1 else 0))
-                     + local * 2 * D for i in range(num_blocks))
-    global_macs = num_blocks * R * 2 * D if model.num_classes else 0
-    upsampler_macs = _upsampler_macs(model.upsampler) if local else 0.0
-    head_macs = S * S + S * Q
-    options = model.data_options()
-    context, target_len = options["context"], options["target_len"]
-    per_position = input_macs + block_macs + upsampler_macs
-    forward = per_position * (context + target_len - 1) / target_len + head_macs
-    label = tf.zeros((1, R)) if model.num_classes else None
-    length = model.receptive_field + 16
-
-    def logits(x):
-        # Inputs like the real ones (a softmax is a soft one-hot; embeddings are small), so
-        # that deep stacks do not saturate their gates and zero a far gradient by accident.
-        x = 0.05 * x if model.embed_inputs else tf.nn.softmax(x, axis=-1)
-        conditioning = tf.zeros((1, length, local)) if local else None
-        return model.logits_from_encoded(x, label, conditioning, output_from=length - 1)
-
-    def measure():
-        return _measured_span(logits, length, position=0, channels=encoded)
-
-    return FamilyFigures(
-        depth=1 + num_blocks + 2,
-        depth_rule=f"input conv + {num_blocks} gated blocks + 2 output layers",
-        receptive_field=model.receptive_field, frame_context=None,
-        flops_per_sample={"generation": 2.0 * (per_position + global_macs + head_macs),
-                          "training": 2.0 * BACKWARD_FACTOR * forward},
-        activation_floats=encoded + R + num_blocks * (5 * D + 2 * S + 2 * R) + 3 * S + 2 * Q
-        + local,
-        default_seq_len=context + target_len, measure=measure,
-        notes=(f"a training window recomputes {context} context samples for {target_len} "
-               f"targets",))
-
-
-# ---------------------------------------------------------------------------- SampleRNN
-def samplernn_onehot_logits(model, onehot, label=None):
-    """``model.call``'s logits (from the initial state) as a differentiable function of
-    one-hot samples ``(batch, overlap + length, q_levels)`` (and class ids ``(batch,)`` when
-    ``num_classes`` > 0): the tiers read the one-hot levels scaled to [-2, 2], the MLP their
-    embeddings. Used to measure dependencies by gradients; equal to ``model.call`` on the
-    matching codes."""
-    mlp = model.sample_mlp
-    values = tf.linspace(-2.0, 2.0, model.q_levels)
-    scaled = tf.tensordot(onehot, values, axes=1)
-    batch, length = tf.shape(onehot)[0], onehot.shape[1] - model.overlap
-    conditioning = None
-    if model.num_classes:
-        conditioning = tf.broadcast_to(tf.gather(model.class_embedding, label)[:, None, :],
-                                       [batch, length // model.overlap, model.dim])
-    for k in reversed(range(len(model.tiers))):
-        size = model.frame_sizes[k]
-        frames = tf.reshape(scaled[:, model.overlap - size: model.overlap - size + length],
-                            [batch, length // size, size])
-        conditioning, _ = model.tiers[k](frames, conditioning)
-    first = model.overlap - model.frame_sizes[0]
-    embedded = tf.tensordot(onehot[:, first: model.overlap + length - 1], mlp.embedding,
-                            axes=1)
-    kernel = tf.reshape(mlp.window_projection.kernel(),
-                        [mlp.frame_size, mlp.emb_size, mlp.dim])
-    hidden = tf.nn.relu(tf.nn.conv1d(embedded, kernel, stride=1, padding="VALID")
-                        + mlp.window_projection.b + conditioning)
-    for layer in mlp.hidden:
-        hidden = tf.nn.relu(layer(hidden))
-    return mlp.output_projection(hidden)
-
-
-def samplernn_figures(model):
-    H, Q, L = model.dim, model.q_levels, model.num_rnn_layers
-    gates = 4 if model.rnn_type == "lstm" else 3
-    tier_macs = tier_floats = 0.0
-    for tier in model.tiers:
-        size, ratio = tier.frame_size, tier.upsample_ratio
-        rnn = sum(((2 * H if model.skip_connections and layer else H) + H) * gates * H
-                  for layer in range(L))
-        tier_macs += (size * H + rnn + H * ratio * H) / size
-        tier_floats += (size + H + L * (2 * gates + 1) * H + ratio * H) / size
-    mlp = model.sample_mlp
-    head_macs = (mlp.mlp_layers - 1) * H * H + H * Q
-    top = model.frame_sizes[-1]
-    length = model.overlap + top
-
-    label = tf.zeros((1,), tf.int32) if model.num_classes else None
-
-    def measure():
-        return _measured_span(lambda x: samplernn_onehot_logits(model, x, label), length,
-                              position=0, channels=Q)
-
-    return FamilyFigures(
-        depth=1 + len(model.tiers) * (L + 1) + mlp.mlp_layers,
-        depth_rule=f"top input projection + {len(model.tiers)} tiers x ({L} RNN + "
-                   f"upsampling) + {mlp.mlp_layers} MLP layers",
-        receptive_field=None, frame_context=top,
-        flops_per_sample={"generation": 2.0 * (tier_macs + head_macs),
-                          "training": 2.0 * BACKWARD_FACTOR * (tier_macs + head_macs)},
-        activation_floats=mlp.emb_size + 2 * H * mlp.mlp_layers + 2 * Q + tier_floats,
-        default_seq_len=model.seq_len, measure=measure,
-        notes=("recurrent: the receptive field is unbounded (the RNN state carries the "
-               f"whole past); the top tier reads frames of {top} samples (frame_context)",))
-
-
-# ---------------------------------------------------------------------------- linear AR
-def linear_ar_figures(model):
-    target_len = model.target_len
-    length = model.order + 8
-    return FamilyFigures(
-        depth=1, depth_rule="one linear predictor", receptive_field=model.receptive_field,
-        frame_context=None,
-        flops_per_sample={"generation": 2.0 * model.order,
-                          "training": 2.0 * BACKWARD_FACTOR * model.order
-                          * (model.order + target_len) / target_len},
-        activation_floats=3, default_seq_len=model.order + target_len,
-        measure=lambda: _measured_span(lambda x: model({"audio": x}), length),
-        notes=())
-
-
-# -------------------------------------------------------------------------------- codec
-def _seanet_convolutions(model):
-    """The codec's convolutions in data-flow order: ``(layer, transposed)`` for the encoder
-    and for the decoder."""
-    encoder, decoder = model.encoder, model.decoder
-    encoding = [encoder.input_conv]
-    for block in encoder.blocks:
-        for unit in block[:-1]:
-            encoding += [unit.dilated, unit.pointwise]
-        encoding.append(block[-1])
-    encoding.append(encoder.output_conv)
-    decoding = [(decoder.input_conv, False)]
-    for block in decoder.blocks:
-        decoding.append((block[0], True))
-        for unit in block[1:]:
-            decoding += [(unit.dilated, False), (unit.pointwise, False)]
-    decoding.append((decoder.output_conv, False))
-    return [(layer, False) for layer in encoding], decoding
-
-
-def _walk(convolutions, jump):
-    """``(multiply-adds per audio sample, activation floats per audio sample, receptive
-    field)`` of convolutions run in sequence from ``jump`` audio samples per input step."""
-    macs = floats = 0.0
-    receptive = 1
-    for layer, transposed in convolutions:
-        width = layer.kernel.shape[0]
-        layer_macs = math.prod(layer.kernel.shape)
-        if transposed:
-            macs += layer_macs / jump
-            jump /= layer.strides
-        else:
-            receptive += layer.dilation_rate * (width - 1) * jump
-            jump *= layer.strides
-            macs += layer_macs / jump
-        floats += 2.0 * layer.filters / jump
-    return macs, floats, int(receptive)
-
-
-def soundstream_figures(model):
-    encoding, decoding = _seanet_convolutions(model)
-    encoder_macs, encoder_floats, receptive = _walk(encoding, 1)
-    decoder_macs, decoder_floats, _ = _walk(decoding, model.hop)
-    search_macs = model.num_quantizers * model.codebook_size * model.latent_dim / model.hop
-    hop = model.hop
-    length = (-(-receptive // hop) + 1) * hop
-
-    def measure():
-        # The architecture's span, on a fresh encoder of the same configuration with every
-        # residual branch live: zero-initialised branches (``zero_init_residual``) pass no
-        # gradient to their inputs until trained.
-        encoder = type(model.encoder).from_config({**model.encoder.get_config(),
-                                                   "zero_init_residual": False})
-        return _measured_span(encoder, length, position=length // hop - 1)
-
-    return FamilyFigures(
-        depth=len(encoding) + len(decoding),
-        depth_rule=f"{len(encoding)} encoder + {len(decoding)} decoder convolutions",
-        receptive_field=receptive, frame_context=None,
-        flops_per_sample={"encode": 2.0 * (encoder_macs + search_macs),
-                          "decode": 2.0 * decoder_macs,
-                          "training": 2.0 * BACKWARD_FACTOR * (encoder_macs + search_macs
-                                                               + decoder_macs)},
-        activation_floats=1 + encoder_floats + decoder_floats,
-        default_seq_len=model.segment_samples, measure=measure,
-        notes=(f"receptive_field is the encoder's: the audio samples one code frame (every "
-               f"{hop} samples) depends on",
-               "training FLOPs leave out the discriminator and the spectral losses"))
-
-
-FAMILY_FIGURES = {"wavenet": wavenet_figures, "samplernn": samplernn_figures,
-                  "linear_ar": linear_ar_figures, "soundstream": soundstream_figures}
 
 
 # ------------------------------------------------------------------------------ report
@@ -454,11 +219,8 @@ def analyze_model(model_or_preset, overrides=None, batch_size=None, seq_len=None
     else:
         raise ValueError(f"model_or_preset must be a samplenet model or a preset name, got "
                          f"{model_or_preset!r}")
-    if model.family not in FAMILY_FIGURES:
-        raise ValueError(f"analyze_model knows the families {sorted(FAMILY_FIGURES)}, got "
-                         f"{model.family!r}")
     model.ensure_built()
-    figures = FAMILY_FIGURES[model.family](model)
+    figures = model.figures()
     batch_size = batch_size or default_batch
     seq_len = seq_len or figures.default_seq_len
     weight_bytes = int(sum(math.prod(weight.shape) * np.dtype(weight.dtype).itemsize

@@ -8,17 +8,15 @@ The span to cover is ``max(correlation length, 90 % prediction lag)`` of the
 - ``quantization`` (SampleRNN, WaveNet): mu-law for speech-like level statistics (crest factor
   >= SPEECH_CREST_DB or RMS <= SPEECH_RMS_DBFS: many quiet samples, which mu-law resolves
   finely), else linear.
-- WaveNet: ``num_stacks`` x ``[1, 2, .., 2**(num_layers-1)]`` with the fewest layers per stack
-  (at most MAX_WAVENET_LAYERS) such that MIN_WAVENET_STACKS stacks cover the span, and as many
-  stacks as needed (at most MAX_WAVENET_STACKS).
-- SampleRNN: frame sizes from the preset's lowest frame, growing by SAMPLERNN_FRAME_RATIO
-  until the top frame spans the span (at most MAX_TOP_FRAME; at least the preset's number of
-  tiers); ``seq_len`` whole top frames, at least the preset's.
-- Linear AR: ``order`` = the 90 % prediction lag (its span is that lag alone).
+- the structure: the family's ``suggest_structure`` (WaveNet: stacks of doubling dilations;
+  SampleRNN: frame sizes growing 4x up to the span; linear AR: ``order`` = the 90 % prediction
+  lag, its span being that lag alone: ``span_to_cover``).
 - ``train.batch_size``: the largest power of two <= MAX_BATCH_SIZE whose estimated training
   memory (``analyze_model``'s activations + 4 x weights) fits the budget; if even one sequence
-  does not fit, the training length (WaveNet ``target_len``, SampleRNN ``seq_len``) is halved
-  until it does.
+  does not fit, the family's training length (``training_length_key``: WaveNet
+  ``target_len``, SampleRNN ``seq_len``) is halved until it does.
+
+The families that take suggestions are those whose class gives a ``default_preset``.
 
 User overrides (e.g. a narrower ``dim``) are applied on top; one that replaces a suggested
 value is said in the reasons.
@@ -32,18 +30,12 @@ from pathlib import Path
 from samplenet.analysis.dataset import DatasetReport
 from samplenet.analysis.model import analyze_model
 from samplenet import config as schema
+from samplenet.models import registry
+from samplenet.models.figures import milliseconds
 
-SUGGEST_FAMILIES = frozenset({"samplernn", "wavenet", "linear_ar"})
-DEFAULT_PRESETS = {"samplernn": "samplernn_3tier", "wavenet": "wavenet",
-                   "linear_ar": "linear_ar"}
 DEFAULT_MEMORY_BYTES = 4 * 2 ** 30
 SPEECH_CREST_DB = 15.0
 SPEECH_RMS_DBFS = -25.0
-MAX_WAVENET_LAYERS = 10
-MIN_WAVENET_STACKS = 2
-MAX_WAVENET_STACKS = 8
-SAMPLERNN_FRAME_RATIO = 4
-MAX_TOP_FRAME = 1024
 MAX_BATCH_SIZE = 32
 MIN_TRAINING_LENGTH = 64
 
@@ -88,10 +80,6 @@ class Suggestion:
         return "\n".join(lines)
 
 
-def _ms(samples, rate):
-    return f"{1000.0 * samples / rate:.1f} ms"
-
-
 def _gib(count):
     return f"{count / 2 ** 30:.2f} GiB"
 
@@ -114,58 +102,18 @@ def speech_like(report):
                    f"signal uses the whole range evenly")
 
 
-def _wavenet_structure(base, span, rate):
-    """``(choices, receptive field, reason)``."""
-    width, input_width = base["filter_width"], base["input_width"]
-    if width < 2:
-        raise ValueError(f"filter_width must be >= 2 for dilations to grow the receptive "
-                         f"field, got {width}")
-    need = max(span - input_width, 1)
-
-    def per_stack(layers):
-        return (width - 1) * (2 ** layers - 1)
-
-    layers = next((n for n in range(1, MAX_WAVENET_LAYERS + 1)
-                   if MIN_WAVENET_STACKS * per_stack(n) >= need), MAX_WAVENET_LAYERS)
-    stacks = min(MAX_WAVENET_STACKS, max(MIN_WAVENET_STACKS, -(-need // per_stack(layers))))
-    receptive = stacks * per_stack(layers) + input_width
-    choices = {"dilations": None, "num_stacks": stacks, "num_layers": layers}
-    reason = (f"num_stacks {stacks} x num_layers {layers} (dilations 1..{2 ** (layers - 1)}, "
-              f"filter width {width}): a receptive field of {receptive} samples "
-              f"({_ms(receptive, rate)})")
-    return choices, receptive, reason
-
-
-def _samplernn_structure(base, span, rate):
-    sizes = [base["frame_sizes"][0]]
-    while (sizes[-1] < span and sizes[-1] * SAMPLERNN_FRAME_RATIO <= MAX_TOP_FRAME) \
-            or len(sizes) < len(base["frame_sizes"]):
-        sizes.append(sizes[-1] * SAMPLERNN_FRAME_RATIO)
-    top = sizes[-1]
-    seq_len = -(-max(base["seq_len"], top) // top) * top
-    reasons = [f"frame_sizes {sizes} ({len(sizes) + 1}-tier, each frame "
-               f"{SAMPLERNN_FRAME_RATIO}x the one below, from the preset's {sizes[0]}): a top "
-               f"frame of {top} samples ({_ms(top, rate)})",
-               f"seq_len {seq_len}: whole top frames, at least the preset's {base['seq_len']}"]
-    return {"frame_sizes": sizes, "seq_len": seq_len}, top, reasons
-
-
-def _linear_ar_structure(lag, report, rate):
-    order = max(1, lag)
-    gains = report.prediction_gains_db
-    reason = f"order {order}: a linear predictor over the last {order} samples " \
-             f"({_ms(order, rate)})"
-    if gains.size:
-        reason += (f" gains {gains[min(order, gains.size) - 1]:.1f} dB of the "
-                   f"{gains[-1]:.1f} dB at order {gains.size}")
-    return {"order": order}, order, reason
+def suggestable_families():
+    """Names of the registered families that take suggestions (a ``default_preset``)."""
+    return sorted(name for name in registry.family_names()
+                  if registry.family_class(name).default_preset)
 
 
 def check_family(family):
-    """``ValueError`` unless ``family`` is one ``suggest_config`` knows."""
-    if family not in SUGGEST_FAMILIES:
-        raise ValueError(f"suggest_config knows the families {sorted(SUGGEST_FAMILIES)}, got "
-                         f"{family!r}")
+    """The class of ``family``; ``ValueError`` unless it is one ``suggest_config`` knows."""
+    known = suggestable_families()
+    if family not in known:
+        raise ValueError(f"suggest_config knows the families {known}, got {family!r}")
+    return registry.family_class(family)
 
 
 def _data_spec(report):
@@ -175,14 +123,10 @@ def _data_spec(report):
     return spec
 
 
-def _training_length_key(family):
-    return {"wavenet": "target_len", "samplernn": "seq_len"}.get(family)
-
-
-def _fit_batch(preset, settings, family, memory_bytes, reasons):
+def _fit_batch(preset, settings, family_class, memory_bytes, reasons):
     """Choose ``train.batch_size`` (halving the training length if needed): returns
     ``(settings with the batch, estimated training memory, the model built)``."""
-    length_key = _training_length_key(family)
+    length_key = family_class.training_length_key
     while True:
         config = schema.config_for(preset, settings)
         model = schema.model_from_config(config)
@@ -192,7 +136,7 @@ def _fit_batch(preset, settings, family, memory_bytes, reasons):
         if fits >= 1:
             break
         length = config.get(length_key) if length_key else None
-        step = config["frame_sizes"][-1] if family == "samplernn" else 1
+        step = family_class.training_length_step(config)
         if length is None or length // 2 < max(MIN_TRAINING_LENGTH, step):
             raise ValueError(f"a memory budget of {_gib(memory_bytes)} does not fit one "
                              f"training sequence of this model ({_gib(weights)} for weights, "
@@ -220,9 +164,10 @@ def suggest_config(dataset_report, family, *, preset=None, overrides=None,
 
     Args:
       dataset_report: a ``DatasetReport`` from ``analyze_dataset``.
-      family: ``"samplernn"``, ``"wavenet"`` or ``"linear_ar"``.
-      preset: the preset to start from (default ``DEFAULT_PRESETS[family]``); it must be of
-        ``family``.
+      family: a family that takes suggestions (``suggestable_families()``: ``"samplernn"``,
+        ``"wavenet"``, ``"linear_ar"``).
+      preset: the preset to start from (default the family's ``default_preset``); it must be
+        of ``family``.
       overrides: ``{"key": value}`` or ``["key=value", ...]`` applied on top of the suggestion
         (e.g. narrower widths); they win over suggested values.
       memory_bytes: the training memory budget for the batch size (default 4 GiB).
@@ -232,11 +177,11 @@ def suggest_config(dataset_report, family, *, preset=None, overrides=None,
     if not isinstance(dataset_report, DatasetReport):
         raise ValueError(f"dataset_report must be a DatasetReport from analyze_dataset, got "
                          f"{type(dataset_report).__name__}")
-    check_family(family)
+    family_class = check_family(family)
     if isinstance(memory_bytes, bool) or not isinstance(memory_bytes, (int, float)) \
             or not memory_bytes > 0:
         raise ValueError(f"memory_bytes must be a number > 0, got {memory_bytes!r}")
-    preset = preset or DEFAULT_PRESETS[family]
+    preset = preset or family_class.default_preset
     base = schema.config_for(preset)
     if base["family"] != family:
         raise ValueError(f"preset {preset!r} is a {base['family']!r} model, not {family!r}")
@@ -249,29 +194,17 @@ def suggest_config(dataset_report, family, *, preset=None, overrides=None,
     lag = math.ceil(report.predictable_lag_samples * scale)
     reasons = [f"sample_rate {rate}: the most common rate ({report.sample_rates[rate]} of "
                f"{report.num_files} files)"]
-    if family == "linear_ar":
-        span = max(lag, 1)
-        reasons.append(f"span to cover: {span} samples ({_ms(span, rate)}), the lag holding "
-                       f"90 % of the predictable structure")
-    else:
-        span = max(correlation, lag, 1)
-        reasons.append(f"span to cover: {span} samples ({_ms(span, rate)}) = max(correlation "
-                       f"length {correlation}, 90 % prediction lag {lag})"
-                       + (" (the correlation length is limited by the analysed excerpt)"
-                          if report.correlation_limited else ""))
+    span, rule = family_class.span_to_cover(correlation, lag, report.correlation_limited)
+    reasons.append(f"span to cover: {span} samples ({milliseconds(span, rate)}){rule}")
     choices = {"sample_rate": rate, "data.spec": _data_spec(report)}
-    if family in ("samplernn", "wavenet"):
+    if family_class.suggests_quantization:
         mu_law, reason = speech_like(report)
         choices["quantization"] = "mu-law" if mu_law else "linear"
         reasons.append(reason)
     base = schema.config_for(preset, user)
-    if family == "wavenet":
-        structure, covered, reason = _wavenet_structure(base, span, rate)
-    elif family == "samplernn":
-        structure, covered, reason = _samplernn_structure(base, span, rate)
-    else:
-        structure, covered, reason = _linear_ar_structure(span, report, rate)
-    reason = [reason] if isinstance(reason, str) else reason
+    structure, covered, reason = family_class.suggest_structure(
+        {**base, "sample_rate": rate}, span, report)
+    reason = list(reason)
     reason[0] += ("; it covers the span" if covered >= span else
                   "; it falls short of the span: the largest this family is suggested at")
     reasons += reason
@@ -279,10 +212,10 @@ def suggest_config(dataset_report, family, *, preset=None, overrides=None,
     for key in sorted(set(user) & set(choices)):
         reasons.append(f"{key} {user[key]!r}: your override, instead of the suggested "
                        f"{choices[key]!r}")
-    settings, memory, model = _fit_batch(preset, {**choices, **user}, family, memory_bytes,
-                                         reasons)
+    settings, memory, model = _fit_batch(preset, {**choices, **user}, family_class,
+                                         memory_bytes, reasons)
     config = schema.config_for(preset, settings)
-    covered = model.frame_sizes[-1] if family == "samplernn" else model.receptive_field
+    covered = model.covered_samples()
     return Suggestion(family=family, preset=preset, overrides=settings, config=config,
                       reasons=reasons, span_samples=span, covered_samples=int(covered),
                       training_memory_bytes=int(memory))

@@ -35,7 +35,8 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_string("config", None, "a config JSON file, instead of --model",
                         flag_values=flag_values)
     flags.DEFINE_multi_string("set", [], "override key=value (value parsed as JSON); keys are "
-                              "model arguments or data.KEY / train.KEY; repeatable",
+                              "model arguments or data.KEY / train.KEY (codecs: also "
+                              "codec_loss.KEY); repeatable",
                               flag_values=flag_values)
     flags.DEFINE_string("data", None, "training data: a folder of audio files or "
                         "builtin:NAME[?key=value&...] (default: the config's data.spec, "

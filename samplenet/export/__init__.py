@@ -35,10 +35,10 @@ import secrets
 import shutil
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from samplenet import quantization as quant
+from samplenet.models import sampler
 from samplenet.ops.sampling import seed_from_int64
 
 MANIFEST = "samplenet.json"
@@ -60,55 +60,6 @@ class _Servable(tf.Module):
 
 
 # ------------------------------------------------------------------ autoregressive models
-def _samplernn_codes(model, num_samples, batch_size, temperature, seed, condition):
-    state = model._start_state(batch_size, None, condition)
-    codes, _, _ = model._compiled_loop()(state, num_samples, temperature, seed_from_int64(seed),
-                                         condition, None, False)
-    return codes
-
-
-def _wavenet_codes(model, num_samples, batch_size, temperature, seed, condition):
-    if model.local_condition_channels:
-        raise ValueError("export: a locally conditioned WaveNet (local_condition_channels="
-                         f"{model.local_condition_channels}) cannot be exported yet")
-    receptive_field = model.receptive_field
-    history = tf.fill([batch_size, receptive_field],
-                      quant.silence_code(model.q_levels, model.quantization))
-    caches = model._caches_from_history(history, condition, None, receptive_field)
-    codes, _, _ = model._free_loop(caches, history[:, -1], tf.constant(receptive_field - 1),
-                                   condition, None, temperature, seed_from_int64(seed),
-                                   tf.constant(0), num_samples)
-    return codes
-
-
-def _linear_ar_audio(model, num_samples, batch_size, temperature, seed, condition):
-    del condition  # never conditioned
-    history = tf.zeros([batch_size, model.order], tf.float32)
-    with tf.init_scope():  # the trained noise level, read once when the graph is built
-        noise_std = np.float32(model.noise_std)
-    noise_scale = temperature * noise_std
-    audio, _ = model._generate_loop(history, noise_scale, seed_from_int64(seed), tf.constant(0),
-                                    num_samples)
-    return audio
-
-
-def _toy_codes(model, num_samples, batch_size, temperature, seed, condition):
-    """The test-only ``toy_ar`` family, whose seed is a 32-bit int paired with 0."""
-    del condition
-    history = tf.fill([batch_size, model.kernel_size],
-                      quant.silence_code(model.q_levels, model.quantization))
-    pair = tf.stack([tf.cast(seed, tf.int32), 0])
-    codes, _ = model._generate_loop(history, temperature, num_samples, pair)
-    return codes
-
-
-# family -> (function giving codes or audio, what it gives)
-_GENERATORS = {"samplernn": (_samplernn_codes, "codes"),
-               "wavenet": (_wavenet_codes, "codes"),
-               "linear_ar": (_linear_ar_audio, "audio"),
-               "toy_ar": (_toy_codes, "codes")}
-
-
 def _checked_generation_inputs(model, num_samples, batch_size, temperature, condition):
     """In-graph checks of the ``generate`` inputs (``InvalidArgumentError`` when violated);
     returns ``(temperatures (batch,), condition (batch,) or None)``, which depend on them."""
@@ -130,28 +81,28 @@ def _checked_generation_inputs(model, num_samples, batch_size, temperature, cond
 
 
 def _generate_function(model):
-    """The ``generate`` tf.function of an autoregressive ``model``, with its input signature."""
-    if model.family not in _GENERATORS:
-        raise ValueError(f"export: the {model.family!r} family has no generation signature "
-                         f"(known: {sorted(_GENERATORS)})")
-    generator, gives = _GENERATORS[model.family]
+    """The ``generate`` tf.function of an autoregressive ``model``, with its input signature:
+    the shared sampler's loop (``sampler.generate_in_graph``) from silence."""
+    if model.needs_step_inputs:
+        raise ValueError(f"export: this {model.family!r} model needs per-step inputs (local "
+                         f"conditioning) that the generate signature does not take")
     q_levels, quantization = model.q_levels, model.quantization
     signature = [tf.TensorSpec(_SCALAR, tf.int32, name="num_samples"),
                  tf.TensorSpec(_SCALAR, tf.int32, name="batch_size"),
                  tf.TensorSpec(_SCALAR, tf.float32, name="temperature"),
                  tf.TensorSpec(_SCALAR, tf.int64, name="seed")]
-    conditioned = getattr(model, "num_classes", 0) > 0
-    if conditioned:
+    if model.num_classes:
         signature.append(tf.TensorSpec([None], tf.int32, name="condition"))
 
     def generate(num_samples, batch_size, temperature, seed, condition=None):
         temperatures, condition = _checked_generation_inputs(model, num_samples, batch_size,
                                                              temperature, condition)
-        result = generator(model, num_samples, batch_size, temperatures, seed, condition)
-        if gives == "codes":
-            codes, audio = result, quant.decode_tf(result, q_levels, quantization)
+        values = sampler.generate_in_graph(model, num_samples, batch_size, temperatures,
+                                           seed_from_int64(seed), condition)
+        if values.dtype == tf.int32:
+            codes, audio = values, quant.decode_tf(values, q_levels, quantization)
         else:
-            codes, audio = quant.encode_tf(result, q_levels, quantization), result
+            codes, audio = quant.encode_tf(values, q_levels, quantization), values
         return {"audio": tf.ensure_shape(audio, [None, None]),
                 "codes": tf.ensure_shape(codes, [None, None])}
 
@@ -219,7 +170,7 @@ def _manifest(model, concretes):
     else:
         manifest.update(kind="autoregressive", q_levels=int(model.q_levels),
                         quantization=model.quantization,
-                        num_classes=int(getattr(model, "num_classes", 0)),
+                        num_classes=int(model.num_classes),
                         seed="int64; the same value as model.generate(seed=...) gives the "
                              "same samples")
     return manifest

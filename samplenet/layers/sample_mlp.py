@@ -67,8 +67,10 @@ class SampleMLP(keras.layers.Layer):
         """Logits for every position of a sequence.
 
         Args:
-          window_codes: int32 ``(batch, time + frame_size - 1)``; position ``t`` of the output
-            sees ``window_codes[:, t : t + frame_size]``.
+          window_codes: int32 ``(batch, time + frame_size - 1)``, or their one-hot encoding
+            float ``(batch, time + frame_size - 1, q_levels)`` (a differentiable input, to
+            measure dependencies by gradients); position ``t`` of the output sees
+            ``window_codes[:, t : t + frame_size]``.
           conditioning: ``(batch, time, dim)`` or None.
         Returns:
           logits ``(batch, time, q_levels)``.
@@ -81,8 +83,13 @@ class SampleMLP(keras.layers.Layer):
         length = tf.shape(window_codes)[1] - self.frame_size + 1
         h = self.window_projection.b
         for position in range(self.frame_size):
-            h = h + tf.gather(table, window_codes[:, position:position + length]
-                              + position * self.q_levels)
+            window = window_codes[:, position:position + length]
+            first_row = position * self.q_levels
+            if window.dtype.is_integer:
+                h = h + tf.gather(table, window + first_row)
+            else:
+                rows = table[first_row:first_row + self.q_levels]
+                h = h + tf.tensordot(tf.cast(window, rows.dtype), rows, axes=1)
         if conditioning is not None:
             h = h + conditioning
         return self._head(h)

@@ -366,6 +366,17 @@ class SeanetEncoder(keras.layers.Layer):
             new_state.append(layer_state)
         return hidden, new_state
 
+    def convolutions(self):
+        """The convolution layers in data-flow order, as ``(layer, transposed)`` pairs (all
+        ``False`` here); a residual unit's two convolutions each, not its skip path."""
+        layers = [self.input_conv]
+        for block in self.blocks:
+            for unit in block[:-1]:
+                layers += [unit.dilated, unit.pointwise]
+            layers.append(block[-1])
+        layers.append(self.output_conv)
+        return [(layer, False) for layer in layers]
+
     def call(self, audio):
         time = audio.shape[1]
         if time is not None and time % self.hop:
@@ -478,6 +489,17 @@ class SeanetDecoder(keras.layers.Layer):
         ``(audio (batch, frames * hop), new_state)``."""
         audio, _, new_state = self._run(latent, state)
         return audio, new_state
+
+    def convolutions(self):
+        """The convolution layers in data-flow order, as ``(layer, transposed)`` pairs: each
+        block's upsampling transposed convolution, then its residual units' convolutions."""
+        layers = [(self.input_conv, False)]
+        for block in self.blocks:
+            layers.append((block[0], True))
+            for unit in block[1:]:
+                layers += [(unit.dilated, False), (unit.pointwise, False)]
+        layers.append((self.output_conv, False))
+        return layers
 
     def call(self, latent, return_stages=False):
         audio, stages, _ = self._run(latent, self.initial_state(tf.shape(latent)[0]))

@@ -7,19 +7,19 @@ import tensorflow as tf
 
 from samplenet import quantization as quant
 from samplenet.layers.causal_conv1d import CausalConv1D
-from samplenet.models.base import AudioModel, replica_share
+from samplenet.models import sampler
+from samplenet.models.figures import (BACKWARD_FACTOR, FamilyFigures, SuggestedStructure,
+                                      measured_span, milliseconds)
+from samplenet.models.base import Autoregressive, replica_share
 from samplenet.models.registry import register_family
-from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
-                                    step_seed)
 from samplenet.validation import check_positive_int
 
 _VARIANCE_DECAY = 0.9  # EMA of the training residual variance (debiased)
 
 
-
 @keras.saving.register_keras_serializable(package="samplenet")
 @register_family("linear_ar")
-class LinearAR(AudioModel):
+class LinearAR(Autoregressive):
     """One causal convolution of ``order`` taps plus a bias over past samples.
 
     Args:
@@ -35,7 +35,6 @@ class LinearAR(AudioModel):
     """
 
     data_kind = "windows"
-    kind = "autoregressive"
 
     def __init__(self, order=2, q_levels=256, quantization="linear", sample_rate=16000,
                  target_len=1000, **kwargs):
@@ -136,53 +135,75 @@ class LinearAR(AudioModel):
                       sample_rate=self.sample_rate, target_len=self.target_len)
         return config
 
-    # ---------------------------------------------------------------------------- generation
-    @tf.function(jit_compile=True)
-    def _generate_loop(self, history, noise_scale, seed, sample_index, num_steps):
-        """Run the recursion ``num_steps`` times after ``history`` (float32 ``(batch,
-        order)``, oldest first). Returns ``(audio (batch, num_steps), new history)``."""
-        lags = self.predictor.kernel[:, 0, 0]
-        bias = self.predictor.bias[0]
-        outputs = tf.TensorArray(tf.float32, size=num_steps)
+    def figures(self):
+        """``FamilyFigures`` of this self (see ``samplenet.models.figures``)."""
+        target_len = self.target_len
+        length = self.order + 8
+        return FamilyFigures(
+            depth=1, depth_rule="one linear predictor", receptive_field=self.receptive_field,
+            frame_context=None,
+            flops_per_sample={"generation": 2.0 * self.order,
+                              "training": 2.0 * BACKWARD_FACTOR * self.order
+                              * (self.order + target_len) / target_len},
+            activation_floats=3, default_seq_len=self.order + target_len,
+            measure=lambda: measured_span(lambda x: self({"audio": x}), length),
+            notes=())
 
-        def body(k, history, outputs):
-            noise = tf.random.stateless_normal(tf.shape(noise_scale),
-                                               step_seed(seed, sample_index + k))
-            sample = tf.linalg.matvec(history, lags) + bias + noise_scale * noise
-            sample = tf.clip_by_value(sample, -1.0, 1.0)
-            history = tf.concat([history[:, 1:], sample[:, None]], axis=1)
-            return k + 1, history, outputs.write(k, sample)
+    # ----------------------------------------------------------------------- suggestion
+    default_preset = "linear_ar"
 
-        _, history, outputs = tf.while_loop(lambda k, *_: k < num_steps, body,
-                                            (tf.constant(0), history, outputs))
-        return tf.transpose(outputs.stack()), history
+    @classmethod
+    def span_to_cover(cls, correlation, lag, correlation_limited):
+        """A linear predictor needs only the lag holding 90 % of the predictable structure."""
+        return max(lag, 1), ", the lag holding 90 % of the predictable structure"
 
-    def generate_chunks(self, num_samples, batch_size=1, temperature=1.0, seed=None,
-                        prime=None, condition=None, chunk_samples=16000):
-        """Yield ``(codes, audio)`` chunks by the AR recursion with Gaussian noise of the
-        training residual std times ``temperature`` (scalar or per sequence, > 0). ``prime``
-        supplies the first past samples (silence before it); ``condition`` must be None."""
-        for name, value in (("num_samples", num_samples), ("batch_size", batch_size),
-                            ("chunk_samples", chunk_samples)):
-            check_positive_int(name, value)
-        temperature = check_temperature(temperature, batch_size)
-        check_condition(condition, batch_size, 0)
-        prime = check_prime(prime, batch_size)
-        history = np.zeros((batch_size, self.order), np.float32)
-        if prime is not None:
+    @classmethod
+    def suggest_structure(cls, base, span, report):
+        """``order`` = ``span`` (the 90 % prediction lag)."""
+        order, rate = max(1, span), base["sample_rate"]
+        gains = report.prediction_gains_db
+        reason = (f"order {order}: a linear predictor over the last {order} samples "
+                  f"({milliseconds(order, rate)})")
+        if gains.size:
+            reason += (f" gains {gains[min(order, gains.size) - 1]:.1f} dB of the "
+                       f"{gains[-1]:.1f} dB at order {gains.size}")
+        return SuggestedStructure({"order": order}, order, [reason])
+
+    # ------------------------------------------- one step of the shared sampler's loop
+    # State: the last ``order`` samples ``(batch, order)`` float32, oldest first.
+    value_dtype = tf.float32
+
+    def start_generation(self, batch_size, prime, labels, num_samples=None):
+        """The last ``order`` samples of ``prime`` (silence before it); context: the noise
+        level of the training residual."""
+        if prime is None:
+            history = tf.zeros([batch_size, self.order], tf.float32)
+        else:
+            history = np.zeros((batch_size, self.order), np.float32)
             tail = prime[:, -self.order:]
             history[:, self.order - tail.shape[1]:] = tail
-        self.ensure_built()
-        noise_scale = temperature * np.float32(self.noise_std)
-        return self._chunks(num_samples, tf.constant(history), tf.constant(noise_scale),
-                            tf.constant(make_seed(seed)), chunk_samples)
+        with tf.init_scope():  # read once, also where this is traced (export)
+            noise_std = np.float32(self.noise_std)
+        return sampler.Start(tf.convert_to_tensor(history), tf.constant(noise_std))
 
-    def _chunks(self, num_samples, history, noise_scale, seed, chunk_samples):
-        produced = 0
-        while produced < num_samples:
-            count = min(chunk_samples, num_samples - produced)
-            audio, history = self._generate_loop(history, noise_scale, seed,
-                                                 tf.constant(produced), count)
-            audio = audio.numpy()
-            yield quant.encode(audio, self.q_levels, self.quantization), audio
-            produced += count
+    def loop_context(self, noise_std):
+        return self.predictor.kernel[:, 0, 0], self.predictor.bias[0], noise_std
+
+    def predict_next(self, history, context, chunk_inputs, step, index):
+        """``(mean (batch,), noise std)`` of the next sample."""
+        lags, bias, noise_std = context
+        return (tf.linalg.matvec(history, lags) + bias, noise_std), history
+
+    def draw(self, prediction, temperature, seed):
+        """The mean plus Gaussian noise of the residual std times ``temperature``, in
+        [-1, 1]."""
+        mean, noise_std = prediction
+        noise_scale = temperature * noise_std
+        noise = tf.random.stateless_normal(tf.shape(noise_scale), seed)
+        return tf.clip_by_value(mean + noise_scale * noise, -1.0, 1.0)
+
+    def append(self, history, value):
+        return tf.concat([history[:, 1:], value[:, None]], axis=1)
+
+    def codes_and_audio(self, values):
+        return quant.encode(values, self.q_levels, self.quantization), values

@@ -3,16 +3,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from samplenet.quantization import check_quantization, decode, encode, silence_code
+from samplenet.quantization import check_quantization, encode, silence_code
 from samplenet.layers.frame_rnn import FrameRNN
 from samplenet.layers.linear import frozen_kernels
 from samplenet.layers.sample_mlp import SampleMLP
+from samplenet.models import sampler
+from samplenet.models.figures import (BACKWARD_FACTOR, FamilyFigures, SuggestedStructure,
+                                      measured_span, milliseconds)
 from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
-from samplenet.ops import recurrent, sampling
+from samplenet.ops import recurrent
 from samplenet.ops.losses import masked_accuracy, masked_cross_entropy
 from samplenet.validation import check_int, check_positive_int
 
+
+# Suggested structures (``suggest_structure``).
+SUGGESTED_FRAME_RATIO = 4
+MAX_SUGGESTED_TOP_FRAME = 1024
 
 class _CarriedState:
     """RNN state carried between consecutive batches, one row per TBPTT lane.
@@ -98,7 +105,6 @@ class SampleRNN(CategoricalAutoregressive):
     """
 
     data_kind = "tbptt"
-    kind = "autoregressive"
     receptive_field = None
 
     def __init__(self, frame_sizes=(16, 64), dim=1024, rnn_type="gru", num_rnn_layers=1,
@@ -154,7 +160,6 @@ class SampleRNN(CategoricalAutoregressive):
         num_state_tensors = len(frame_sizes) * num_rnn_layers * (2 if rnn_type == "lstm" else 1)
         self._train_state = _CarriedState(num_state_tensors, dim)
         self._eval_state = _CarriedState(num_state_tensors, dim)
-        self._loop = None
         self.build()  # every weight's shape follows from the arguments
 
     # ----- structure -------------------------------------------------------------------
@@ -193,7 +198,11 @@ class SampleRNN(CategoricalAutoregressive):
 
     # ----- parallel (teacher-forced) pass ------------------------------------------------
     def _scale(self, codes):
-        """Levels -> frame-tier inputs in [-2, 2]."""
+        """Levels (int, or one-hot float with a last axis of ``q_levels``) -> frame-tier
+        inputs in [-2, 2]."""
+        if not codes.dtype.is_integer:
+            return tf.tensordot(tf.cast(codes, self.compute_dtype),
+                                self._scale(tf.range(self.q_levels)), axes=1)
         return tf.cast(codes, self.compute_dtype) * (4.0 / (self.q_levels - 1)) - 2.0
 
     def _class_vector(self, label):
@@ -209,14 +218,19 @@ class SampleRNN(CategoricalAutoregressive):
         """The parallel pass over one subsequence.
 
         Args:
-          samples: int32 ``(batch, overlap + length)``; length a multiple of the top frame.
+          samples: int32 ``(batch, overlap + length)``; length a multiple of the top frame. Or
+            their one-hot encoding, float ``(batch, overlap + length, q_levels)``: the same
+            pass as a differentiable function of the inputs (to measure dependencies by
+            gradients).
           label: int32 ``(batch,)`` class ids (global conditioning) or None.
           states: per-tier states (lowest first) or None for the initial states.
           compute_logits: False skips the sample-level MLP (priming).
         Returns:
           ``(logits (batch, length, q_levels) or None, final per-tier states)``.
         """
-        samples = tf.convert_to_tensor(samples, tf.int32)
+        samples = tf.convert_to_tensor(samples)
+        if samples.dtype.is_integer:
+            samples = tf.cast(samples, tf.int32)
         batch = tf.shape(samples)[0]
         length = tf.shape(samples)[1] - self.overlap
         if states is None:
@@ -228,8 +242,8 @@ class SampleRNN(CategoricalAutoregressive):
         final_states = [None] * len(self.tiers)
         for k in reversed(range(len(self.tiers))):
             size = self.frame_sizes[k]
-            inputs = samples[:, self.overlap - size: self.overlap - size + length]
-            frames = tf.reshape(self._scale(inputs), [batch, length // size, size])
+            inputs = self._scale(samples[:, self.overlap - size: self.overlap - size + length])
+            frames = tf.reshape(inputs, [batch, length // size, size])
             conditioning, final_states[k] = self.tiers[k](frames, conditioning, states[k])
         if not compute_logits:
             return None, final_states
@@ -301,148 +315,142 @@ class SampleRNN(CategoricalAutoregressive):
         self._eval_state.clear(self._static_batch_size(x) or 0)
         return super().evaluate(x, *args, **kwargs)
 
-    # ----- generation --------------------------------------------------------------------
-    def _loop_body(self, table, temperature, seed, class_vector, forced):
-        """Build the per-sample step of the generation loop.
-
-        Loop state: ``(i, position, window, states, conditioning, codes, logits)`` where
-        ``window`` ``(batch, overlap)`` holds the last samples, ``conditioning[k]`` the last
-        upsampled output of tier ``k`` ``(batch, ratio_k, dim)``, and ``position`` counts
-        samples since the (frame-aligned) start of generation.
-        """
-        top = len(self.tiers) - 1
-
-        def body(i, position, window, states, conditioning, codes, logits_out):
-            states, conditioning = list(states), list(conditioning)
-            for k in reversed(range(len(self.tiers))):
-                size = self.frame_sizes[k]
-
-                def run_tier(k=k, size=size):
-                    frame = self._scale(window[:, self.overlap - size:])
-                    if k == top:
-                        above = class_vector
-                    else:
-                        ratio = self.tiers[k + 1].upsample_ratio
-                        above = tf.gather(conditioning[k + 1], (position // size) % ratio,
-                                          axis=1)
-                    return self.tiers[k].step(frame, above, states[k])
-
-                conditioning[k], states[k] = tf.cond(
-                    tf.equal(position % size, 0), run_tier,
-                    lambda k=k: (conditioning[k], states[k]))
-            below = tf.gather(conditioning[0], position % self.frame_sizes[0], axis=1)
-            logits = self.sample_mlp.step(window[:, self.overlap - self.frame_sizes[0]:],
-                                          below, table)
-            if forced is None:
-                level = sampling.sample_logits(logits, temperature,
-                                               sampling.step_seed(seed, position))
-            else:
-                level = forced[:, i]
-            window = tf.concat([window[:, 1:], level[:, None]], axis=1)
-            codes = codes.write(i, level)
-            if logits_out is not None:
-                logits_out = logits_out.write(i, tf.cast(logits, tf.float32))
-            return i + 1, position + 1, window, states, conditioning, codes, logits_out
-
-        return body
-
-    def _run_loop(self, state, num_steps, temperature, seed, label, forced, return_logits):
-        """Run ``num_steps`` samples from ``state`` = (position, window, states,
-        conditioning). Returns (codes (batch, num_steps), logits or None, new state)."""
-        with frozen_kernels(self._projections()):
-            return self._run_frozen_loop(state, num_steps, temperature, seed, label, forced,
-                                         return_logits)
-
-    def _projections(self):
-        """Every ``Linear`` layer of the model (their kernels stay fixed during generation)."""
+    def figures(self):
+        """``FamilyFigures`` of this SampleRNN (see ``samplenet.models.figures``)."""
+        H, Q, L = self.dim, self.q_levels, self.num_rnn_layers
+        gates = 4 if self.rnn_type == "lstm" else 3
+        tier_macs = tier_floats = 0.0
+        for tier in self.tiers:
+            size, ratio = tier.frame_size, tier.upsample_ratio
+            rnn = sum(((2 * H if self.skip_connections and layer else H) + H) * gates * H
+                      for layer in range(L))
+            tier_macs += (size * H + rnn + H * ratio * H) / size
+            tier_floats += (size + H + L * (2 * gates + 1) * H + ratio * H) / size
         mlp = self.sample_mlp
-        return ([layer for tier in self.tiers for layer in (tier.input_projection,
-                                                             tier.upsampling)]
-                + [mlp.window_projection, *mlp.hidden, mlp.output_projection])
+        head_macs = (mlp.mlp_layers - 1) * H * H + H * Q
+        top = self.frame_sizes[-1]
+        length = self.overlap + top
 
-    def _run_frozen_loop(self, state, num_steps, temperature, seed, label, forced,
-                         return_logits):
-        position, window, states, conditioning = state
-        class_vector = self._class_vector(label) if label is not None else None
-        body = self._loop_body(self.sample_mlp.lookup_table(), temperature, seed,
-                               class_vector, forced)
-        codes = tf.TensorArray(tf.int32, size=num_steps)
-        logits = tf.TensorArray(tf.float32, size=num_steps) if return_logits else None
-        loop_vars = (tf.constant(0), position, window, states, conditioning, codes, logits)
-        if logits is None:
-            def no_logits_body(*args):
-                return body(*args, None)[:-1]
-            loop_vars = loop_vars[:-1]
-            result = tf.while_loop(lambda i, *_: i < num_steps, no_logits_body, loop_vars)
-            logits_tensor = None
-        else:
-            result = tf.while_loop(lambda i, *_: i < num_steps, body, loop_vars)
-            logits_tensor = tf.transpose(result[6].stack(), [1, 0, 2])
-        _, position, window, states, conditioning, codes = result[:6]
-        return (tf.transpose(codes.stack()), logits_tensor,
-                (position, window, states, conditioning))
+        label = tf.zeros((1,), tf.int32) if self.num_classes else None
 
-    def _compiled_loop(self):
-        if self._loop is None:
-            self._loop = tf.function(self._run_loop, jit_compile=True, reduce_retracing=True)
-        return self._loop
+        def measure():
+            return measured_span(lambda x: self.forward(x, label)[0], length,
+                                  position=0, channels=Q)
 
-    def _start_state(self, batch_size, prime_codes, label):
-        """Generation state at a frame boundary: from h0 and silence, or after a prime."""
+        return FamilyFigures(
+            depth=1 + len(self.tiers) * (L + 1) + mlp.mlp_layers,
+            depth_rule=f"top input projection + {len(self.tiers)} tiers x ({L} RNN + "
+                       f"upsampling) + {mlp.mlp_layers} MLP layers",
+            receptive_field=None, frame_context=top,
+            flops_per_sample={"generation": 2.0 * (tier_macs + head_macs),
+                              "training": 2.0 * BACKWARD_FACTOR * (tier_macs + head_macs)},
+            activation_floats=mlp.emb_size + 2 * H * mlp.mlp_layers + 2 * Q + tier_floats,
+            default_seq_len=self.seq_len, measure=measure,
+            notes=("recurrent: the receptive field is unbounded (the RNN state carries the "
+                   f"whole past); the top tier reads frames of {top} samples (frame_context)",))
+
+    # ----- suggestion --------------------------------------------------------------------
+    default_preset = "samplernn_3tier"
+    training_length_key = "seq_len"
+    suggests_quantization = True
+
+    @classmethod
+    def suggest_structure(cls, base, span, report):
+        """Frame sizes from the preset's lowest frame, growing by SUGGESTED_FRAME_RATIO until
+        the top frame spans ``span`` (at most MAX_SUGGESTED_TOP_FRAME; at least the preset's
+        number of tiers); ``seq_len`` whole top frames, at least the preset's."""
+        sizes, rate = [base["frame_sizes"][0]], base["sample_rate"]
+        while (sizes[-1] < span and sizes[-1] * SUGGESTED_FRAME_RATIO <= MAX_SUGGESTED_TOP_FRAME) \
+                or len(sizes) < len(base["frame_sizes"]):
+            sizes.append(sizes[-1] * SUGGESTED_FRAME_RATIO)
+        top = sizes[-1]
+        seq_len = -(-max(base["seq_len"], top) // top) * top
+        reasons = [f"frame_sizes {sizes} ({len(sizes) + 1}-tier, each frame "
+                   f"{SUGGESTED_FRAME_RATIO}x the one below, from the preset's {sizes[0]}): a "
+                   f"top frame of {top} samples ({milliseconds(top, rate)})",
+                   f"seq_len {seq_len}: whole top frames, at least the preset's "
+                   f"{base['seq_len']}"]
+        return SuggestedStructure({"frame_sizes": sizes, "seq_len": seq_len}, top, reasons)
+
+    @classmethod
+    def training_length_step(cls, config):
+        """Subsequences are whole top frames."""
+        return config["frame_sizes"][-1]
+
+    def covered_samples(self):
+        """The top frame: what the top tier reads at once (the RNN state carries the rest)."""
+        return self.frame_sizes[-1]
+
+    # ----- generation (one step of the shared sampler's loop) ----------------------------
+    # State: ``(window, states, conditioning)``: ``window`` ``(batch, overlap)`` holds the last
+    # samples, ``states[k]`` tier ``k``'s recurrent state, ``conditioning[k]`` tier ``k``'s
+    # last upsampled output ``(batch, ratio_k, dim)``. Generation starts at a top-frame
+    # boundary, so ``index`` (samples since the start) says which tiers run at a step.
+    @property
+    def chunk_granularity(self):
+        """Chunks are whole top frames."""
+        return self.overlap
+
+    def start_generation(self, batch_size, prime, labels, num_samples=None):
+        """From h0 and silence, or after running the tiers over ``prime`` (left-padded with
+        silence to whole top frames). Context: ``labels`` as int32 or None."""
         silence = silence_code(self.q_levels, self.quantization)
         states = self.initial_states(batch_size)
         window = tf.fill([batch_size, self.overlap], silence)
-        if prime_codes is not None:
-            pad = (-prime_codes.shape[1]) % self.overlap
+        if prime is not None:
+            codes = encode(prime, self.q_levels, self.quantization)
+            pad = (-codes.shape[1]) % self.overlap
             padded = np.concatenate([np.full((batch_size, self.overlap + pad), silence, np.int32),
-                                     prime_codes], axis=1)
-            _, states = self.forward(padded, label, compute_logits=False)
+                                     codes], axis=1)
+            labels_tensor = None if labels is None else tf.constant(labels)
+            _, states = self.forward(padded, labels_tensor, compute_logits=False)
             window = tf.constant(padded[:, -self.overlap:])
         conditioning = [tf.zeros([batch_size, tier.upsample_ratio, self.dim],
                                  self.compute_dtype) for tier in self.tiers]
-        return (tf.constant(0), window, states, conditioning)
+        labels = None if labels is None else tf.convert_to_tensor(labels, tf.int32)
+        return sampler.Start((window, states, conditioning), labels)
 
-    def _prime_codes(self, prime, batch_size):
-        audio = sampling.check_prime(prime, batch_size)
-        return None if audio is None else encode(audio, self.q_levels, self.quantization)
+    def generation_scope(self):
+        """Every ``Linear`` layer's kernel is computed once per loop, not once per step."""
+        mlp = self.sample_mlp
+        return frozen_kernels([layer for tier in self.tiers
+                               for layer in (tier.input_projection, tier.upsampling)]
+                              + [mlp.window_projection, *mlp.hidden, mlp.output_projection])
 
-    def generate_chunks(self, num_samples, batch_size=1, temperature=1.0, seed=None,
-                        prime=None, condition=None, chunk_samples=16000):
-        """Generate audio chunk by chunk with one compiled loop per chunk.
+    def loop_context(self, labels):
+        """``(the sample MLP's level table, class vectors (batch, dim) or None)``."""
+        return (self.sample_mlp.lookup_table(),
+                None if labels is None else self._class_vector(labels))
 
-        Args:
-          num_samples: samples per sequence (> 0).
-          batch_size: sequences generated together.
-          temperature: scalar or ``(batch_size,)``, > 0.
-          seed: int for reproducible output, None for fresh entropy. The output for a seed
-            does not depend on ``chunk_samples``.
-          prime: audio in [-1, 1], ``(time,)`` or ``(1 or batch, time)``, any length; the tiers
-            run over it (left-padded with silence to whole top frames) and generation
-            continues it. The prime itself is not part of the output.
-          condition: class ids ``(batch,)`` or one id for all (required when
-            ``num_classes`` > 0, else None).
-          chunk_samples: samples per chunk (rounded up to whole top frames).
-        Yields:
-          ``(codes int32 (batch, n), audio float32 (batch, n))`` NumPy chunks.
-        """
-        check_positive_int("num_samples", num_samples)
-        check_positive_int("batch_size", batch_size)
-        temperature = sampling.check_temperature(temperature, batch_size)
-        labels = sampling.check_condition(condition, batch_size, self.num_classes)
-        self.ensure_built()
-        seed = tf.constant(sampling.make_seed(seed))
-        chunk = max(self.overlap, -(-int(chunk_samples) // self.overlap) * self.overlap)
-        state = self._start_state(batch_size, self._prime_codes(prime, batch_size), labels)
-        loop = self._compiled_loop()
-        label_tensor = None if labels is None else tf.constant(labels)
-        produced = 0
-        while produced < num_samples:
-            steps = min(chunk, num_samples - produced)
-            codes, _, state = loop(state, steps, tf.constant(temperature), seed, label_tensor,
-                                   None, False)
-            codes = codes.numpy()
-            produced += steps
-            yield codes, decode(codes, self.q_levels, self.quantization)
+    def predict_next(self, state, context, chunk_inputs, step, index):
+        """Run the tiers whose frame starts at ``index``, then the sample MLP: logits
+        ``(batch, q_levels)`` of the sample at ``index``."""
+        window, states, conditioning = state
+        table, class_vector = context
+        states, conditioning = list(states), list(conditioning)
+        top = len(self.tiers) - 1
+        for k in reversed(range(len(self.tiers))):
+            size = self.frame_sizes[k]
+
+            def run_tier(k=k, size=size):
+                frame = self._scale(window[:, self.overlap - size:])
+                if k == top:
+                    above = class_vector
+                else:
+                    ratio = self.tiers[k + 1].upsample_ratio
+                    above = tf.gather(conditioning[k + 1], (index // size) % ratio, axis=1)
+                return self.tiers[k].step(frame, above, states[k])
+
+            conditioning[k], states[k] = tf.cond(
+                tf.equal(index % size, 0), run_tier, lambda k=k: (conditioning[k], states[k]))
+        below = tf.gather(conditioning[0], index % self.frame_sizes[0], axis=1)
+        logits = self.sample_mlp.step(window[:, self.overlap - self.frame_sizes[0]:], below,
+                                      table)
+        return logits, (window, states, conditioning)
+
+    def append(self, state, value):
+        window, states, conditioning = state
+        return tf.concat([window[:, 1:], value[:, None]], axis=1), states, conditioning
 
     def generation_logits(self, samples, label=None):
         """Logits the generation loop computes when fed ``samples`` (teacher forcing).
@@ -454,15 +462,10 @@ class SampleRNN(CategoricalAutoregressive):
         """
         self.ensure_built()
         samples = tf.convert_to_tensor(samples, tf.int32)
-        batch = int(samples.shape[0])
-        length = int(samples.shape[1]) - self.overlap
-        position, _, states, conditioning = self._start_state(batch, None, None)
-        state = (position, samples[:, :self.overlap], states, conditioning)
-        label = None if label is None else tf.convert_to_tensor(label, tf.int32)
-        _, logits, _ = self._compiled_loop()(state, length, tf.ones([batch]),
-                                             tf.zeros([2], tf.int32), label,
-                                             samples[:, self.overlap:], True)
-        return logits
+        start = self.start_generation(int(samples.shape[0]), None, label)
+        _, states, conditioning = start.state
+        start = start._replace(state=(samples[:, :self.overlap], states, conditioning))
+        return sampler.teacher_forced(self, start, samples[:, self.overlap:])
 
     def get_config(self):
         return {"frame_sizes": list(self.frame_sizes), "dim": self.dim,

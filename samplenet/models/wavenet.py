@@ -23,6 +23,9 @@ from samplenet import quantization as quant
 from samplenet.layers.causal_conv1d import CausalConv1D
 from samplenet.layers.conditioning_upsampler import ConditioningUpsampler
 from samplenet.layers.gated_residual_block import GatedResidualBlock
+from samplenet.models import sampler
+from samplenet.models.figures import (BACKWARD_FACTOR, FamilyFigures, SuggestedStructure,
+                                      measured_span, milliseconds, upsampler_macs)
 from samplenet.models.base import CategoricalAutoregressive
 from samplenet.models.registry import register_family
 from samplenet.ops.sampling import (check_condition, check_prime, check_temperature, make_seed,
@@ -36,6 +39,11 @@ def stacked_dilations(num_stacks, num_layers):
     return [2 ** i for i in range(num_layers)] * num_stacks
 
 
+
+# Suggested structures (``suggest_structure``).
+MAX_SUGGESTED_LAYERS = 10
+MIN_SUGGESTED_STACKS = 2
+MAX_SUGGESTED_STACKS = 8
 
 @keras.saving.register_keras_serializable(package="samplenet")
 @register_family("wavenet")
@@ -61,7 +69,6 @@ class WaveNet(CategoricalAutoregressive):
     """
 
     data_kind = "windows"
-    kind = "autoregressive"
 
     def __init__(self, dilations=None, num_stacks=5, num_layers=10, filter_width=2,
                  input_width=2, residual_channels=32, dilation_channels=32, skip_channels=512,
@@ -300,6 +307,78 @@ class WaveNet(CategoricalAutoregressive):
                       target_len=self.target_len)
         return config
 
+    def figures(self):
+        """``FamilyFigures`` of this WaveNet (see ``samplenet.models.figures``)."""
+        R, D, S, Q = (self.residual_channels, self.dilation_channels, self.skip_channels,
+                      self.q_levels)
+        encoded = R if self.embed_inputs else Q
+        local = self.local_condition_channels
+        num_blocks = len(self.layer_dilations)
+        input_macs = self.input_width * encoded * R
+        block_macs = sum(self.filter_width * R * 2 * D + D * (S + (R if i < num_blocks - 1 else 0))
+                         + local * 2 * D for i in range(num_blocks))
+        global_macs = num_blocks * R * 2 * D if self.num_classes else 0
+        local_macs = upsampler_macs(self.upsampler) if local else 0.0
+        head_macs = S * S + S * Q
+        options = self.data_options()
+        context, target_len = options["context"], options["target_len"]
+        per_position = input_macs + block_macs + local_macs
+        forward = per_position * (context + target_len - 1) / target_len + head_macs
+        label = tf.zeros((1, R)) if self.num_classes else None
+        length = self.receptive_field + 16
+
+        def logits(x):
+            # Inputs like the real ones (a softmax is a soft one-hot; embeddings are small), so
+            # that deep stacks do not saturate their gates and zero a far gradient by accident.
+            x = 0.05 * x if self.embed_inputs else tf.nn.softmax(x, axis=-1)
+            conditioning = tf.zeros((1, length, local)) if local else None
+            return self.logits_from_encoded(x, label, conditioning, output_from=length - 1)
+
+        def measure():
+            return measured_span(logits, length, position=0, channels=encoded)
+
+        return FamilyFigures(
+            depth=1 + num_blocks + 2,
+            depth_rule=f"input conv + {num_blocks} gated blocks + 2 output layers",
+            receptive_field=self.receptive_field, frame_context=None,
+            flops_per_sample={"generation": 2.0 * (per_position + global_macs + head_macs),
+                              "training": 2.0 * BACKWARD_FACTOR * forward},
+            activation_floats=encoded + R + num_blocks * (5 * D + 2 * S + 2 * R) + 3 * S + 2 * Q
+            + local,
+            default_seq_len=context + target_len, measure=measure,
+            notes=(f"a training window recomputes {context} context samples for {target_len} "
+                   f"targets",))
+
+    # ------------------------------------------------------------------ suggestion
+    default_preset = "wavenet"
+    training_length_key = "target_len"
+    suggests_quantization = True
+
+    @classmethod
+    def suggest_structure(cls, base, span, report):
+        """``num_stacks`` x ``[1, 2, .., 2**(num_layers-1)]`` with the fewest layers per stack
+        (at most MAX_SUGGESTED_LAYERS) such that MIN_SUGGESTED_STACKS stacks cover ``span``,
+        and as many stacks as needed (at most MAX_SUGGESTED_STACKS)."""
+        width, input_width, rate = base["filter_width"], base["input_width"], base["sample_rate"]
+        if width < 2:
+            raise ValueError(f"filter_width must be >= 2 for dilations to grow the receptive "
+                             f"field, got {width}")
+        need = max(span - input_width, 1)
+
+        def per_stack(layers):
+            return (width - 1) * (2 ** layers - 1)
+
+        layers = next((n for n in range(1, MAX_SUGGESTED_LAYERS + 1)
+                       if MIN_SUGGESTED_STACKS * per_stack(n) >= need), MAX_SUGGESTED_LAYERS)
+        stacks = min(MAX_SUGGESTED_STACKS,
+                     max(MIN_SUGGESTED_STACKS, -(-need // per_stack(layers))))
+        receptive = stacks * per_stack(layers) + input_width
+        reason = (f"num_stacks {stacks} x num_layers {layers} (dilations "
+                  f"1..{2 ** (layers - 1)}, filter width {width}): a receptive field of "
+                  f"{receptive} samples ({milliseconds(receptive, rate)})")
+        return SuggestedStructure({"dilations": None, "num_stacks": stacks,
+                                   "num_layers": layers}, receptive, [reason])
+
     # --------------------------------------------------------------------- fast generation
     def _initial_caches(self, batch_size):
         """Zero caches: per layer, the ring buffer of its last ``dilation*(width-1)`` inputs."""
@@ -333,41 +412,47 @@ class WaveNet(CategoricalAutoregressive):
             skips = skip if skips is None else skips + skip
         return self._head(skips), new_caches
 
-    @tf.function(jit_compile=True)
-    def _forced_loop(self, caches, codes, label, local):
-        """Feed given codes ``(batch, steps)`` (teacher forcing) from zero caches at position
-        0. Returns logits ``(batch, steps, q_levels)``."""
-        label_vector = self._label_vector(label)
-        steps = codes.shape[1]
+    # -------------------------------------------- one step of the shared sampler's loop
+    # State: ``(caches, current, position)``: the layers' caches, the latest input code
+    # ``(batch,)`` and its position in the sequence (silence and prime included).
+    @property
+    def needs_step_inputs(self):
+        """A locally conditioned WaveNet needs features for every generated sample."""
+        return bool(self.local_condition_channels)
 
-        def body(k, caches, logits_out):
-            local_k = None if local is None else local[:, k]
-            logits, caches = self._step(caches, codes[:, k], k, label_vector, local_k)
-            return k + 1, caches, logits_out.write(k, tf.cast(logits, tf.float32))
+    def start_generation(self, batch_size, prime, labels, num_samples, local_condition=None):
+        """Caches after the prime (preceded by silence up to the receptive field); context:
+        the class ids; chunk inputs: the upsampled ``local_condition`` of each chunk's
+        positions."""
+        prime_len = 0 if prime is None else prime.shape[1]
+        features = self._check_local_condition(local_condition, batch_size,
+                                               prime_len + num_samples)
+        features = None if features is None else tf.constant(features)
+        history, pad = self._history(prime, batch_size)
+        caches = self._caches_from_history(history, labels, features, pad)
+        position = history.shape[1] - 1
 
-        _, _, logits_out = tf.while_loop(
-            lambda k, *_: k < steps, body,
-            (tf.constant(0), caches, tf.TensorArray(tf.float32, size=steps)))
-        return tf.transpose(logits_out.stack(), [1, 0, 2])
+        def chunk_inputs(first, count):
+            return self._sequence_local(features, position + first, count, pad)
 
-    @tf.function(jit_compile=True)
-    def _free_loop(self, caches, current, position, label, local, temperature, seed,
-                   sample_index, num_steps):
-        """Sample ``num_steps`` codes, the first predicted from input ``current`` at
-        ``position`` and numbered ``sample_index`` (for its seed). Returns ``(codes (batch,
-        num_steps), new caches, last code)``."""
-        label_vector = self._label_vector(label)
-        codes_out = tf.TensorArray(tf.int32, size=num_steps)
+        labels = None if labels is None else tf.convert_to_tensor(labels, tf.int32)
+        return sampler.Start((caches, tf.convert_to_tensor(history[:, -1], tf.int32),
+                              tf.constant(position)), labels,
+                             None if features is None else chunk_inputs)
 
-        def body(k, caches, current, codes_out):
-            local_k = None if local is None else local[:, k]
-            logits, caches = self._step(caches, current, position + k, label_vector, local_k)
-            code = sample_logits(logits, temperature, step_seed(seed, sample_index + k))
-            return k + 1, caches, code, codes_out.write(k, code)
+    def loop_context(self, labels):
+        """The class vectors ``(batch, residual_channels)`` or None."""
+        return self._label_vector(labels)
 
-        _, caches, current, codes_out = tf.while_loop(
-            lambda k, *_: k < num_steps, body, (tf.constant(0), caches, current, codes_out))
-        return tf.transpose(codes_out.stack()), caches, current
+    def predict_next(self, state, label_vector, chunk_inputs, step, index):
+        caches, current, position = state
+        local = None if chunk_inputs is None else chunk_inputs[:, step]
+        logits, caches = self._step(caches, current, position, label_vector, local)
+        return logits, (caches, current, position + 1)
+
+    def append(self, state, value):
+        caches, _, position = state
+        return caches, value, position
 
     def teacher_forced_logits(self, samples, label=None, features=None):
         """Logits of the fast generation loop fed ``samples`` int32 ``(batch, time)`` from zero
@@ -378,15 +463,22 @@ class WaveNet(CategoricalAutoregressive):
         label = None if label is None else tf.convert_to_tensor(label, tf.int32)
         features = None if features is None else tf.convert_to_tensor(features, tf.float32)
         local = self._upsampled(features, samples.shape[1])
-        return self._forced_loop(self._initial_caches(samples.shape[0]), samples, label,
-                                 local).numpy()
+        chunk_inputs = None if local is None else (lambda first, count:
+                                                   local[:, first:first + count])
+        start = sampler.Start((self._initial_caches(samples.shape[0]), samples[:, 0],
+                               tf.constant(0)), label, chunk_inputs)
+        # Step k reads input k and predicts k + 1: feed inputs 1.. (the last one is unused).
+        fed = tf.concat([samples[:, 1:], samples[:, -1:]], axis=1)
+        return sampler.teacher_forced(self, start, fed).numpy()
 
     def _history(self, prime, batch_size):
         """Codes ``(batch, max(receptive_field, prime_len))``: the prime left-padded with
-        silence; and the number of padding samples."""
+        silence; and the number of padding samples. Without a prime, a tensor of silence
+        (``batch_size`` may be a tensor)."""
         silence = quant.silence_code(self.q_levels, self.quantization)
-        prime_codes = (np.zeros((batch_size, 0), np.int32) if prime is None
-                       else quant.encode(prime, self.q_levels, self.quantization))
+        if prime is None:
+            return tf.fill([batch_size, self.receptive_field], silence), self.receptive_field
+        prime_codes = quant.encode(prime, self.q_levels, self.quantization)
         pad = max(0, self.receptive_field - prime_codes.shape[1])
         history = np.concatenate([np.full((batch_size, pad), silence, np.int32),
                                   prime_codes.astype(np.int32)], axis=1)
@@ -432,12 +524,13 @@ class WaveNet(CategoricalAutoregressive):
             parts.append(upsampled[:, first - frame0 * hop:last - frame0 * hop])
         return tf.concat(parts, axis=1)
 
-    def _generation_inputs(self, num_samples, batch_size, temperature, prime, condition,
-                           chunk_samples, local_condition):
-        """Validate the generation arguments; returns the prepared pieces."""
+    def naive_generate(self, num_samples, batch_size=1, temperature=1.0, seed=None, prime=None,
+                       condition=None, local_condition=None):
+        """Reference generator for tests: recomputes the whole sequence with the parallel pass
+        for every sample (a Python loop; slow). Same conventions and seeds as
+        ``generate_chunks``. Returns ``(codes (batch, num_samples), logits (batch,
+        num_samples, q_levels))`` as NumPy."""
         check_positive_int("num_samples", num_samples)
-        check_positive_int("batch_size", batch_size)
-        check_positive_int("chunk_samples", chunk_samples)
         temperature = check_temperature(temperature, batch_size)
         label = check_condition(condition, batch_size, self.num_classes)
         prime = check_prime(prime, batch_size)
@@ -445,60 +538,11 @@ class WaveNet(CategoricalAutoregressive):
         features = self._check_local_condition(local_condition, batch_size,
                                                prime_len + num_samples)
         history, pad = self._history(prime, batch_size)
-        return temperature, label, history, pad, features
-
-    def generate_chunks(self, num_samples, batch_size=1, temperature=1.0, seed=None,
-                        prime=None, condition=None, chunk_samples=16000, local_condition=None):
-        """Yield ``(codes int32, audio float32)`` chunks ``(batch, <= chunk_samples)``.
-
-        One compiled loop per chunk, with per-layer caches so a sample costs the same for any
-        receptive field. ``prime`` (float audio ``(batch or 1, prime_len)``, any length) is
-        what the generated audio continues (preceded by silence when shorter than the
-        receptive field; without a prime the past is silence); ``condition`` gives class
-        ids ``(batch,)`` (required iff ``num_classes`` > 0); ``local_condition`` gives features
-        ``(batch or 1, frames, local_condition_channels)`` whose frames cover the prime and
-        the generated samples (required iff locally conditioned). ``temperature`` > 0, scalar
-        or per sequence. The same ``seed`` gives the same samples whatever ``chunk_samples``.
-        """
-        temperature, label, history, pad, features = self._generation_inputs(
-            num_samples, batch_size, temperature, prime, condition, chunk_samples,
-            local_condition)
-        self.ensure_built()
-        return self._chunks(num_samples, temperature, make_seed(seed), label, history, pad,
-                            features, chunk_samples)
-
-    def _chunks(self, num_samples, temperature, seed, label, history, pad, features,
-                chunk_samples):
-        features = None if features is None else tf.constant(features)
-        caches = self._caches_from_history(history, label, features, pad)
-        label = None if label is None else tf.constant(label)
-        current = tf.constant(history[:, -1])
-        temperature, seed = tf.constant(temperature), tf.constant(seed)
-        position, produced = history.shape[1] - 1, 0
-        while produced < num_samples:
-            count = min(chunk_samples, num_samples - produced)
-            codes, caches, current = self._free_loop(
-                caches, current, tf.constant(position), label,
-                self._sequence_local(features, position, count, pad), temperature, seed,
-                tf.constant(produced), count)
-            codes = codes.numpy()
-            yield codes, quant.decode(codes, self.q_levels, self.quantization)
-            produced += count
-            position += count
-
-    def naive_generate(self, num_samples, batch_size=1, temperature=1.0, seed=None, prime=None,
-                       condition=None, local_condition=None):
-        """Reference generator for tests: recomputes the whole sequence with the parallel pass
-        for every sample (a Python loop; slow). Same conventions and seeds as
-        ``generate_chunks``. Returns ``(codes (batch, num_samples), logits (batch,
-        num_samples, q_levels))`` as NumPy."""
-        temperature, label, history, pad, features = self._generation_inputs(
-            num_samples, batch_size, temperature, prime, condition, 1, local_condition)
         self.ensure_built()
         seed = make_seed(seed)
         label_vector = self._label_vector(None if label is None else tf.constant(label))
         features = None if features is None else tf.constant(features)
-        sequence, codes, all_logits = history, [], []
+        sequence, codes, all_logits = np.asarray(history), [], []
         for index in range(num_samples):
             length = sequence.shape[1]
             logits = self._network(tf.constant(sequence), label_vector,

@@ -12,7 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from samplenet import quantization as quant
+from samplenet.models import sampler
 from samplenet.models.base import CategoricalAutoregressive
+from samplenet.models.figures import FamilyFigures, measured_span
 from samplenet.models.registry import register_family
 from samplenet.ops.losses import masked_accuracy, masked_cross_entropy
 
@@ -33,7 +35,6 @@ class ToyAR(CategoricalAutoregressive):
     """
 
     data_kind = "windows"
-    kind = "autoregressive"
 
     def __init__(self, q_levels=8, quantization="linear", kernel_size=4, target_len=32,
                  sample_rate=4000, nan_at_step=0, **kwargs):
@@ -73,9 +74,11 @@ class ToyAR(CategoricalAutoregressive):
                 "mask": np.ones((batch_size, self.target_len), np.float32)}
 
     def _logits(self, history):
-        """``history`` int32 ``(batch, time)`` -> logits ``(batch, time - kernel_size + 1, q)``:
-        output ``i`` predicts the sample after ``history[:, i + kernel_size - 1]``."""
-        one_hot = tf.one_hot(history, self.q_levels, dtype=self.compute_dtype)
+        """``history`` int32 ``(batch, time)`` (or one-hot float ``(batch, time, q)``) ->
+        logits ``(batch, time - kernel_size + 1, q)``: output ``i`` predicts the sample after
+        ``history[:, i + kernel_size - 1]``."""
+        one_hot = (tf.one_hot(history, self.q_levels, dtype=self.compute_dtype)
+                   if history.dtype.is_integer else tf.cast(history, self.compute_dtype))
         kernel = tf.cast(self.kernel, self.compute_dtype)
         return tf.nn.conv1d(one_hot, kernel, stride=1, padding="VALID") + tf.cast(
             self.bias, self.compute_dtype)
@@ -104,52 +107,36 @@ class ToyAR(CategoricalAutoregressive):
                       sample_rate=self.sample_rate, nan_at_step=self.nan_at_step)
         return config
 
-    @tf.function(reduce_retracing=True)
-    def _generate_loop(self, history, temperature, num_samples, seed):
-        """Sample ``num_samples`` codes after ``history`` (int32 ``(batch, kernel_size)``).
+    def figures(self):
+        """``FamilyFigures``: one convolution over one-hot codes."""
+        macs = self.kernel_size * self.q_levels * self.q_levels
+        return FamilyFigures(
+            depth=1, depth_rule="one causal convolution", receptive_field=self.kernel_size,
+            frame_context=None,
+            flops_per_sample={"generation": 2.0 * macs, "training": 6.0 * macs},
+            activation_floats=2 * self.q_levels,
+            default_seq_len=self.kernel_size + self.target_len,
+            measure=lambda: measured_span(self._logits, self.kernel_size, position=0,
+                                          channels=self.q_levels),
+            notes=())
 
-        Returns ``(codes (batch, num_samples), new history)``; step ``i`` samples with the
-        stateless seed ``(seed[0], seed[1] + i)``.
-        """
-        codes = tf.TensorArray(tf.int32, size=num_samples)
+    # State: the last ``kernel_size`` codes ``(batch, kernel_size)``.
+    generation_jit = False
 
-        def step(i, window, codes):
-            logits = self._logits(window)[:, -1, :] / temperature[:, None]
-            code = tf.random.stateless_categorical(
-                tf.cast(logits, tf.float32), 1, seed=seed + tf.stack([0, i]),
-                dtype=tf.int32)[:, 0]
-            window = tf.concat([window[:, 1:], code[:, None]], axis=1)
-            return i + 1, window, codes.write(i, code)
-
-        _, history, codes = tf.while_loop(lambda i, *_: i < num_samples, step,
-                                          (tf.constant(0), history, codes))
-        return tf.transpose(codes.stack()), history
-
-    def generate_chunks(self, num_samples, batch_size=1, temperature=1.0, seed=None,
-                        prime=None, condition=None, chunk_samples=16000, **kwargs):
-        if condition is not None:
-            raise ValueError("condition: the toy model is not conditioned, got a condition")
-        self.ensure_built()
+    def start_generation(self, batch_size, prime, labels, num_samples=None):
         silence = quant.silence_code(self.q_levels, self.quantization)
+        if prime is None:
+            return sampler.Start(tf.fill([batch_size, self.kernel_size], silence))
         history = np.full((batch_size, self.kernel_size), silence, np.int32)
-        if prime is not None:
-            codes = quant.encode(np.atleast_2d(np.asarray(prime, np.float32)), self.q_levels,
-                             self.quantization)[:, -self.kernel_size:]
-            history[:, self.kernel_size - codes.shape[1]:] = codes
-        temperature = np.broadcast_to(np.asarray(temperature, np.float32), (batch_size,))
-        if seed is None:
-            seed = np.random.randint(0, 2**31 - 1)
-        seed = tf.constant([seed, 0], tf.int32)
-        history = tf.constant(history)
-        produced = 0
-        while produced < num_samples:
-            count = min(chunk_samples, num_samples - produced)
-            codes, history = self._generate_loop(history, tf.constant(temperature),
-                                                 tf.constant(count), seed + [0, produced])
-            codes = codes.numpy()
-            yield codes, quant.decode(codes, self.q_levels, self.quantization)
-            produced += count
+        codes = quant.encode(prime, self.q_levels, self.quantization)[:, -self.kernel_size:]
+        history[:, self.kernel_size - codes.shape[1]:] = codes
+        return sampler.Start(tf.constant(history))
 
+    def predict_next(self, window, context, chunk_inputs, step, index):
+        return self._logits(window)[:, -1, :], window
+
+    def append(self, window, value):
+        return tf.concat([window[:, 1:], value[:, None]], axis=1)
 
 
 # Twelve quarter-second plucked-string items at the toy model's 4 kHz: a few train, valid and

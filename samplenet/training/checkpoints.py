@@ -1,9 +1,9 @@
 """Atomic, self-describing checkpoints inside a run directory.
 
 ``checkpoints/ckpt-<epoch:05d>/`` holds ``ckpt.index`` + ``ckpt.data-*`` (a
-``tf.train.Checkpoint`` of the model's weights and the optimizer's variables, see
-``checkpointed_variables``; no pickles) and ``state.json`` (epoch, optimizer step, val_loss,
-train metrics, wall time). A checkpoint is written into a temporary
+``tf.train.Checkpoint`` of the model's weights and the optimizer's variables, and a codec's
+discriminator, see ``checkpointed_variables``; no pickles) and ``state.json`` (epoch, optimizer
+step, val_loss, train metrics, wall time). A checkpoint is written into a temporary
 folder ``checkpoints/.tmp-...`` and renamed into place when complete; the pointer files
 ``checkpoints/latest`` and ``checkpoints/best`` (folder names, written atomically) only ever
 name complete checkpoints, so a run killed at any moment resumes from a whole checkpoint.
@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from samplenet.models.registry import constructor_defaults
-from samplenet.training.run_dir import CONFIG_FILE, atomic_write_text
+from samplenet.training.run_dir import RunDir, atomic_write_text
 
 POLICIES = frozenset({"best", "all"})
 STATE_FILE = "state.json"
@@ -91,26 +91,46 @@ def read_state(folder):
         raise CheckpointError(f"cannot read {str(path)!r}: {error}") from None
 
 
-def checkpointed_variables(model, optimizer=None):
-    """What a checkpoint holds: ``{"model": {path: variable}, "optimizer": {index: variable}}``.
+def trained_model(model):
+    """The model whose weights a checkpoint of ``model`` holds under "model": ``model``
+    itself, or the model a training wrapper trains (``CodecTraining.trained_model``)."""
+    return getattr(model, "trained_model", model)
 
-    Model weights are keyed by their Keras path below the model (``frame_tier_0/kernel_0``),
-    which any instance of the same configuration shares; optimizer variables (step count,
-    learning rate, slots in the order of the trainable variables) by position, because their
-    names embed the model instance's name. Passing the model itself to ``tf.train.Checkpoint``
-    is not enough under Keras 3: sublayers held in Python lists are not tracked by it and
-    would be silently left out.
-    """
+
+def weights_by_path(layer):
+    """``{Keras path below layer: weight}`` of every weight of ``layer``
+    (``frame_tier_0/kernel_0``), the keys any instance of the same configuration shares."""
     weights = {}
-    for variable in model.weights:
+    for variable in layer.weights:
         key = variable.path.split("/", 1)[-1]
         if key in weights:
-            raise CheckpointError(f"two weights of {type(model).__name__} share the path {key!r}")
+            raise CheckpointError(f"two weights of {type(layer).__name__} share the path {key!r}")
         weights[key] = variable
-    objects = {"model": weights}
+    return weights
+
+
+def variables_by_index(optimizer):
+    """``{index: variable}`` of an optimizer's variables (step count, learning rate, slots in
+    the order of the variables it was built for), keyed by position because their names embed
+    the model instance's name."""
+    return {f"{index:05d}": variable for index, variable in enumerate(optimizer.variables)}
+
+
+def checkpointed_variables(model, optimizer=None):
+    """What a checkpoint holds: ``{"model": weights_by_path(model), "optimizer":
+    variables_by_index(optimizer)}``, plus, for a training wrapper (``CodecTraining``), the
+    groups of its ``training_state()`` (the discriminator and its optimizer).
+
+    A wrapper's "model" group is the model it trains (``trained_model``), keyed as that model
+    alone, so the checkpoint of a run loads into the plain model. Passing the model itself to
+    ``tf.train.Checkpoint`` is not enough under Keras 3: sublayers held in Python lists are not
+    tracked by it and would be silently left out.
+    """
+    objects = {"model": weights_by_path(trained_model(model))}
     if optimizer is not None:
-        objects["optimizer"] = {f"{index:05d}": variable
-                                for index, variable in enumerate(optimizer.variables)}
+        objects["optimizer"] = variables_by_index(optimizer)
+    if trained_model(model) is not model:
+        objects.update(model.training_state())
     return objects
 
 
@@ -168,13 +188,13 @@ def _prune(checkpoints_dir, policy, keep):
 def run_config_of(folder):
     """The ``config.json`` of the run that holds checkpoint ``folder`` (two levels up), or
     ``None`` when the checkpoint is not inside a run directory."""
-    path = Path(folder).resolve().parent.parent / CONFIG_FILE
-    if not path.is_file():
+    run = RunDir.of_checkpoint(folder)
+    if not run.is_run():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return run.read_config()
     except ValueError as error:  # not UTF-8 or not JSON
-        raise CheckpointError(f"{str(path)!r} is not valid JSON: {error}") from None
+        raise CheckpointError(str(error)) from None
 
 
 def _comparable(value):
@@ -206,10 +226,12 @@ def check_compatible(model, run_config, folder):
 def restore(model, optimizer, folder):
     """Restore ``model`` (and ``optimizer`` unless ``None``) from checkpoint ``folder``.
 
-    Builds the model (``ensure_built``) and the optimizer's slots first, compares the model with
-    the run's ``config.json`` when the checkpoint lives in a run directory, and requires every
-    variable of the model (and optimizer) to be found in the checkpoint with its shape.
-    Returns the checkpoint's ``state.json`` dict.
+    ``model`` is a model or a training wrapper (``CodecTraining``: its codec, discriminator and
+    discriminator optimizer are restored). Builds the model (``ensure_built``) and the
+    optimizer's slots first, compares the (trained) model with the run's ``config.json`` when
+    the checkpoint lives in a run directory, and requires every variable of the model (and
+    optimizer) to be found in the checkpoint with its shape. Returns the checkpoint's
+    ``state.json`` dict.
 
     Raises:
       CheckpointError (a ``ValueError``): the folder is not a complete checkpoint, was written
@@ -219,11 +241,12 @@ def restore(model, optimizer, folder):
     if not is_complete(folder):
         raise CheckpointError(f"{str(folder)!r} is not a complete checkpoint (it needs "
                               f"{STATE_FILE} and {PREFIX}.index)")
+    trained = trained_model(model)
     run_config = run_config_of(folder)
     if run_config is not None:
-        check_compatible(model, run_config, folder)
+        check_compatible(trained, run_config, folder)
     state = read_state(folder)
-    model.ensure_built()
+    trained.ensure_built()
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
     objects = checkpointed_variables(model, optimizer)
@@ -234,7 +257,7 @@ def restore(model, optimizer, folder):
             status.expect_partial()  # the optimizer slots in the file are not wanted
         status.assert_existing_objects_matched()
     except (ValueError, AssertionError) as error:
-        raise CheckpointError(f"checkpoint {str(folder)!r} does not fit this {model.family!r} "
+        raise CheckpointError(f"checkpoint {str(folder)!r} does not fit this {trained.family!r} "
                               f"model: {_first_line(error)}") from None
     except (tf.errors.OpError, IndexError, OSError) as error:  # IndexError: truncated data
         raise CheckpointError(f"checkpoint {str(folder)!r} is corrupted or unreadable: "
@@ -244,8 +267,8 @@ def restore(model, optimizer, folder):
 
 def _check_counts(objects, prefix):
     """``ValueError`` unless the checkpoint holds as many variables in each group ("model",
-    "optimizer") as ``objects``: reading only checks that ours are found, so a checkpoint with
-    more (another architecture or optimizer) would otherwise restore partially."""
+    "optimizer", ...) as ``objects``: reading only checks that ours are found, so a checkpoint
+    with more (another architecture or optimizer) would otherwise restore partially."""
     saved = collections.Counter(name.split("/", 1)[0] for name, _ in tf.train.list_variables(prefix)
                                 if name.endswith("/.ATTRIBUTES/VARIABLE_VALUE"))
     for group, variables in objects.items():

@@ -1,4 +1,4 @@
-"""Quality and rate measures of a neural audio codec.
+"""Quality measures of a neural audio codec (its bitrate: ``SoundStream.bitrate_kbps``).
 
 The distance functions take NumPy arrays or tensors of audio, ``(time,)`` or
 ``(batch, time)`` float in [-1, 1], reference first, and return float32 tensors with one value
@@ -9,7 +9,6 @@ import math
 import tensorflow as tf
 
 from samplenet.ops import spectral
-from samplenet.validation import check_positive_int
 
 
 def _pair(reference, estimate):
@@ -81,13 +80,3 @@ def mel_distance(reference, estimate, sample_rate, frame_length=1024, frame_step
     y = spectral.mel_spectrogram(estimate, sample_rate, frame_length, frame_step, num_mels)
     difference = tf.abs(tf.math.log(x + eps) - tf.math.log(y + eps))
     return unbatch(tf.reduce_mean(difference, axis=[-2, -1]))
-
-
-def bitrate_kbps(sample_rate, hop, num_quantizers, codebook_size):
-    """Bitrate of residual-vector-quantized codes in kbit/s:
-    ``sample_rate / hop`` frames/s x ``num_quantizers`` codes x ``log2(codebook_size)`` bits.
-    """
-    for name, value in (("sample_rate", sample_rate), ("hop", hop),
-                        ("num_quantizers", num_quantizers), ("codebook_size", codebook_size)):
-        check_positive_int(name, value)
-    return sample_rate / hop * num_quantizers * math.log2(codebook_size) / 1000.0

@@ -46,6 +46,16 @@ class RunDir:
     def __init__(self, path):
         self.path = Path(path)
 
+    @classmethod
+    def of_checkpoint(cls, folder):
+        """The run directory that checkpoint ``folder`` (``<run>/checkpoints/ckpt-*``) is in,
+        if it is in one (``is_run``)."""
+        return cls(Path(folder).resolve().parent.parent)
+
+    def is_run(self):
+        """Whether the folder is a run directory (it has a config file)."""
+        return self.config_path.is_file()
+
     def __str__(self):
         return str(self.path)
 

@@ -2,7 +2,10 @@
 
 ``train(config, run_dir)`` builds the data source, the model (inside the distribution
 strategy's scope), the optimizer and the tf.data pipelines, and runs ``model.fit`` with the
-callbacks of ``samplenet.training.callbacks``. With ``resume=True`` it continues the run from
+callbacks of ``samplenet.training.callbacks``. A codec (``model.kind == "codec"``) is fitted and
+evaluated inside its ``CodecTraining`` (``samplenet.training.codec_training``: the config's
+``codec_loss`` objective, the discriminator, the metrics); its checkpoints still load as the
+plain codec. With ``resume=True`` it continues the run from
 its latest checkpoint: weights, optimizer state (including the step count), epoch and data
 position (the training pipeline skips the batches already consumed, so a run resumed any number
 of times sees the batches, and ends with the weights, of an uninterrupted one; SampleRNN's
@@ -20,6 +23,7 @@ from samplenet.data import pipelines
 from samplenet import config as schema
 from samplenet.training import checkpoints
 from samplenet.training.callbacks import make_callbacks, optimizer_step
+from samplenet.training.codec_training import SECTION as CODEC_SECTION, CodecTraining
 from samplenet.training.optimizers import make_optimizer
 from samplenet.training.run_dir import RunDir
 from samplenet.training.strategy import (is_chief, is_distributed, lost_worker_errors,
@@ -109,6 +113,17 @@ def _bools_as_int32(elements):
             for key, value in elements.items()}
 
 
+def training_model(model, config, *, adversarial=True):
+    """What ``fit`` trains (and ``evaluate`` runs) for ``model``, built from the resolved
+    ``config``: a codec inside its ``CodecTraining`` with the config's ``codec_loss`` settings
+    (without the adversarial terms unless ``adversarial``), any other model itself."""
+    if model.kind != "codec":
+        return model
+    settings = config[CODEC_SECTION]
+    return CodecTraining(model, **{**settings, "adversarial": adversarial and
+                                   settings["adversarial"]})
+
+
 def _set_precision(name):
     if name not in PRECISIONS:
         raise ValueError(f"train.mixed_precision must be one of {sorted(PRECISIONS)}, "
@@ -117,7 +132,8 @@ def _set_precision(name):
 
 
 def _resume(run, model, optimizer):
-    """Restore the run's latest checkpoint, if any: its ``state.json`` dict with the keys
+    """Restore the run's latest checkpoint into ``model`` (a model or its ``CodecTraining``)
+    and ``optimizer``, if there is one: its ``state.json`` dict with the keys
     ``epoch``, ``best_value``, ``elapsed_seconds`` and ``data_position`` filled in (a fresh
     run's values when there is no checkpoint yet)."""
     latest = checkpoints.latest_checkpoint(run.checkpoints)
@@ -183,11 +199,12 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
     _set_precision(section["mixed_precision"])
     with strategy.scope():
         model = schema.model_from_config(config)
+        trainee = training_model(model, config)
         optimizer = make_optimizer(section)
-        model.compile(optimizer=optimizer, jit_compile=section["jit_compile"])
+        trainee.compile(optimizer=optimizer, jit_compile=section["jit_compile"])
         model.ensure_built()
-        optimizer.build(model.trainable_variables)
-    state = _resume(run, model, optimizer) if resume else _FRESH_STATE
+        optimizer.build(trainee.trainable_variables)
+    state = _resume(run, trainee, optimizer) if resume else _FRESH_STATE
     initial_epoch, position = state["epoch"], state["data_position"]
     if initial_epoch >= section["epochs"]:
         raise ValueError(f"{str(run)!r} has already trained {initial_epoch} epochs; ask for more "
@@ -212,11 +229,11 @@ def train(config, run_dir, *, resume=False, strategy="default", epochs=None,
                                       best_value=state["best_value"],
                                       elapsed_seconds=state["elapsed_seconds"],
                                       train_steps=position["train_steps"])
-    callbacks += model.training_callbacks()
+    callbacks += trainee.training_callbacks()
     if before_fit is not None:
         before_fit()
     with lost_worker_errors(strategy, run):  # a lost peer: WorkerLost, not a hang or trace
-        history = model.fit(
+        history = trainee.fit(
             train_data, epochs=section["epochs"], steps_per_epoch=section["steps_per_epoch"],
             validation_data=valid_data,
             validation_steps=section["validation_steps"] if has_validation else None,
@@ -251,7 +268,8 @@ def evaluate(model, config, *, split="test", data_spec=None, batch_size=None, ve
       batch_size: None uses ``train.batch_size``.
     Returns:
       The metrics of ``model.evaluate`` (``loss`` in nats, ``bits_per_sample``, ...) plus
-      ``num_files``.
+      ``num_files``. A codec reports its ``CodecTraining`` metrics without the adversarial
+      terms (``loss`` then leaves them out; the run's discriminator is not part of the model).
     Raises ``ValueError`` when the split has no files.
     """
     section = config["data"]
@@ -264,9 +282,11 @@ def evaluate(model, config, *, split="test", data_spec=None, batch_size=None, ve
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     dataset = pipelines.training_dataset(model, source, split, batch_size=batch_size,
                                          seed=config["train"]["seed"], repeat=False, **section)
-    if not model.compiled:
-        model.compile()
+    # The run's discriminator is training state, which a loaded codec does not carry.
+    examinee = training_model(model, config, adversarial=False)
+    if not examinee.compiled:
+        examinee.compile()
     with warnings.catch_warnings():  # a finite pipeline of unknown length ends as it should
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        results = model.evaluate(dataset, return_dict=True, verbose=verbose)
+        results = examinee.evaluate(dataset, return_dict=True, verbose=verbose)
     return {**{name: float(value) for name, value in results.items()}, "num_files": num_files}

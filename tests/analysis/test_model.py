@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from samplenet.analysis import analyze_model
-from samplenet.analysis.model import layer_table, samplernn_onehot_logits
+from samplenet.analysis.model import layer_table
 from samplenet import config as schema
 from samplenet.ops.receptive_field import dependent_positions
 
@@ -53,20 +53,22 @@ def test_full_wavenet_receptive_field_survives_the_depth():
 def test_samplernn_frame_context_is_causal():
     model = schema.build_model("samplernn_3tier", **NARROW["samplernn"])
     length = model.overlap + model.frame_sizes[-1]
-    positions = dependent_positions(lambda x: samplernn_onehot_logits(model, x), length,
+    positions = dependent_positions(lambda x: model.forward(x)[0], length,
                                     position=0, channels=model.q_levels)
     np.testing.assert_array_equal(positions, np.arange(model.overlap))
 
 
 @pytest.mark.parametrize("num_classes", [0, 3])
-def test_samplernn_onehot_logits_equal_call(num_classes):
+def test_samplernn_forward_on_one_hot_levels_equals_call(num_classes):
+    """The differentiable form of the forward pass (one-hot levels) that the receptive field
+    is measured on is the same pass as ``call`` on the levels."""
     model = schema.build_model("samplernn_3tier", num_classes=num_classes,
                                  **NARROW["samplernn"])
     codes = np.random.default_rng(0).integers(0, 16, (2, model.overlap + 128)).astype(np.int32)
     label = np.array([2, 0], np.int32) if num_classes else None
     inputs = {"samples": codes, **({"label": label} if num_classes else {})}
     expected = model(inputs).numpy()
-    actual = samplernn_onehot_logits(model, tf.one_hot(codes, 16), label).numpy()
+    actual = model.forward(tf.one_hot(codes, 16), label)[0].numpy()
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
     assert analyze_model(model).receptive_field_measured == model.frame_sizes[-1]
 

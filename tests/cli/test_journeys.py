@@ -1,6 +1,7 @@
-"""The user journey of each autoregressive family on built-in data: train (2 steps) -> resume
-one more epoch, in subprocesses as a user runs it -> generate -> evaluate (in-process); and a SampleRNN
-checkpoint round trip that gives identical logits and optimizer state."""
+"""The user journey of each autoregressive family on built-in data: train (2 steps, in a
+subprocess as a user runs it) -> resume one more epoch -> generate -> evaluate (in-process: a
+subprocess costs a TensorFlow import); and a SampleRNN checkpoint round trip that gives
+identical logits and optimizer state."""
 import json
 
 import numpy as np
@@ -36,14 +37,13 @@ def test_cli_train_resume_generate_evaluate(preset, tmp_path, run_program):
     assert config["family"] == schema.load_preset(preset)["family"]
     assert config["q_levels"] == 32
 
-    result = run_cli("train.py", "--logdir", str(run), "--resume", "--epochs", "2",
-                     "--verbose", "0")
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_program("train", "--logdir", run, "--resume", "--epochs", "2", "--verbose", "0")
+    assert result.code == 0, result.err[-3000:]
     state = checkpoints.read_state(checkpoints.latest_checkpoint(run / "checkpoints"))
     assert state["epoch"] == 2
     assert state["step"] == 4  # 2 epochs x 2 optimizer steps, across the resume
 
-    # Generation and evaluation run in-process (their console paths: tests/cli/test_train_cli.py)
+    # The console paths of generation and evaluation: tests/cli/test_train_cli.py
     out = tmp_path / "wavs"
     result = run_program("generate", "--ckpt", run, "--seconds", "0.25", "--num_seqs", "2",
                          "--seed", "3", "--out_dir", out)

@@ -68,10 +68,3 @@ def test_mel_distance_is_zero_for_identical_signals_and_ln_gain_for_scaled():
     scaled = codec_metrics.mel_distance(noise, 0.5 * noise, SAMPLE_RATE, num_mels=40,
                                         eps=1e-9).numpy()
     np.testing.assert_allclose(scaled, math.log(2.0), rtol=1e-3)
-
-
-def test_bitrate_kbps_of_the_soundstream_preset():
-    assert codec_metrics.bitrate_kbps(16000, 320, 8, 1024) == pytest.approx(4.0)
-    assert codec_metrics.bitrate_kbps(24000, 320, 8, 1024) == pytest.approx(6.0)
-    with pytest.raises(ValueError, match="hop"):
-        codec_metrics.bitrate_kbps(16000, 0, 8, 1024)

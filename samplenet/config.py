@@ -33,7 +33,7 @@ DATA_DEFAULTS = {
 TRAIN_DEFAULTS = {
     "optimizer": "adam",         # adam | sgd | rmsprop
     "learning_rate": 1e-3,
-    "epsilon": 1e-4,             # adam / rmsprop epsilon
+    "epsilon": 1e-8,             # adam / rmsprop epsilon (benchmarks/README.md, session 5)
     "momentum": 0.0,             # sgd / rmsprop momentum
     "clipnorm": 5.0,             # global-norm gradient clipping (0 = off)
     "clipvalue": 0.0,            # element-wise gradient clipping to +-clipvalue (0 = off)

@@ -26,7 +26,7 @@ setup(
         "absl-py",
     ],
     extras_require={
-        "test": ["pytest", "matplotlib"],
+        "test": ["pytest", "pytest-xdist", "matplotlib"],
         "plots": ["matplotlib"],
         "tfio": ["tensorflow-io"],
     },
